@@ -1,0 +1,1 @@
+"""FastAPI service that serves recommendations from an exported model bundle."""

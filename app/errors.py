@@ -1,0 +1,102 @@
+"""Domain and request errors mapped to HTTP in one place: JSON `{"detail", "code"}`, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.state import UnknownRunError
+from movierec.errors import (
+    ArtifactError,
+    InvalidRequestError,
+    MovieRecError,
+    UnknownGenreError,
+    UnknownMovieError,
+    UnknownUserError,
+    UnsupportedOperationError,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: dict[type[MovieRecError], int] = {
+    UnknownUserError: 404,
+    UnknownMovieError: 404,
+    UnknownGenreError: 422,
+    InvalidRequestError: 422,
+    UnsupportedOperationError: 409,
+    ArtifactError: 422,
+}
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    422: "validation_error",
+    503: "not_ready",
+}
+
+
+class ApiError(Exception):
+    """An error a route raises with its status, code and message."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
+
+
+def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "invalid_json", "request body is not valid JSON"
+    messages = [f"{_field(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors[:5]]
+    return "validation_error", "; ".join(messages)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the JSON error body."""
+
+    @app.exception_handler(MovieRecError)
+    async def _domain(request: Request, exc: MovieRecError) -> JSONResponse:
+        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 422)
+        return error_response(status, exc.code, str(exc))
+
+    @app.exception_handler(UnknownRunError)
+    async def _unknown_run(request: Request, exc: UnknownRunError) -> JSONResponse:
+        return error_response(404, "unknown_run", str(exc))
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        code, detail = _validation_detail(exc)
+        return error_response(422, code, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with the trace for operators; the client gets no internals.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal server error")

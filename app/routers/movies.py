@@ -1,0 +1,86 @@
+"""Catalogue, learned biases and embedding neighbours."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from app.dependencies import LoadedDep, SettingsDep, check_limit
+from app.schemas import (
+    BiasRankingEntry,
+    BiasRankingResponse,
+    ErrorResponse,
+    MovieResponse,
+    SimilarMovie,
+    SimilarResponse,
+)
+
+router = APIRouter(prefix="/movies", tags=["movies"])
+
+MovieId = Annotated[int, Path(ge=1, le=2**53 - 1, examples=[1])]
+
+
+@router.get("/bias-ranking", response_model=BiasRankingResponse, responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+async def bias_ranking(
+    loaded: LoadedDep,
+    settings: SettingsDep,
+    order: Literal["asc", "desc"] = "desc",
+    limit: Annotated[int, Query(ge=1, description="at most MOVIEREC_MAX_K")] = 15,
+    most_rated: Annotated[int, Query(ge=1, le=2**31 - 1)] = 2000,
+) -> BiasRankingResponse:
+    """Movies ranked by learned bias among the `most_rated` most-rated; 409 for models without biases."""
+    check_limit("limit", limit, settings.max_k)
+    recommender = loaded.recommender
+    ranked = recommender.bias_ranking(order, limit, most_rated)
+    items = [
+        BiasRankingEntry(
+            movie_id=recommender.movie_id(idx),
+            title=recommender.titles[idx],
+            bias=round(bias, 4),
+            n_ratings=int(recommender.n_ratings[idx]),
+        )
+        for idx, bias in zip(ranked.movie_index.tolist(), ranked.scores.tolist(), strict=True)
+    ]
+    return BiasRankingResponse(order=order, most_rated=most_rated, items=items)
+
+
+@router.get("/{movie_id}", response_model=MovieResponse, responses={404: {"model": ErrorResponse}})
+async def movie(movie_id: MovieId, loaded: LoadedDep) -> MovieResponse:
+    """A catalogue entry with rating count, mean rating and learned bias."""
+    info = loaded.recommender.movie_info(movie_id)
+    return MovieResponse(
+        movie_id=info.movie_id,
+        title=info.title,
+        genres=info.genres,
+        n_ratings=info.n_ratings,
+        mean_rating=info.mean_rating,
+        bias=None if info.bias is None else round(info.bias, 4),
+    )
+
+
+@router.get(
+    "/{movie_id}/similar",
+    response_model=SimilarResponse,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+async def similar(
+    movie_id: MovieId,
+    loaded: LoadedDep,
+    settings: SettingsDep,
+    k: Annotated[int, Query(ge=1, description="at most MOVIEREC_MAX_K")] = 10,
+) -> SimilarResponse:
+    """Nearest movies by cosine similarity of the learned movie embeddings."""
+    check_limit("k", k, settings.max_k)
+    recommender = loaded.recommender
+    ranked = recommender.similar(movie_id, k)
+    items = [
+        SimilarMovie(
+            movie_id=recommender.movie_id(idx),
+            title=recommender.titles[idx],
+            genres=recommender.genres[idx],
+            similarity=round(sim, 4),
+        )
+        for idx, sim in zip(ranked.movie_index.tolist(), ranked.scores.tolist(), strict=True)
+    ]
+    return SimilarResponse(movie_id=movie_id, items=items)

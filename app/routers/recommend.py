@@ -1,0 +1,59 @@
+"""Top-k lists: for a known user id, and for an anonymous user folded in from ratings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Path, Query
+
+from app.dependencies import LoadedDep, SettingsDep, check_limit
+from app.schemas import ErrorResponse, FoldInRequest, RecommendedMovie, RecommendResponse
+from movierec.recommender import Ranked, Recommender
+
+router = APIRouter(tags=["recommendations"])
+
+_ERRORS = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+
+
+def _items(recommender: Recommender, ranked: Ranked) -> list[RecommendedMovie]:
+    return [
+        RecommendedMovie(
+            movie_id=recommender.movie_id(idx),
+            title=recommender.titles[idx],
+            genres=recommender.genres[idx],
+            predicted_rating=round(score, 4),
+        )
+        for idx, score in zip(ranked.movie_index.tolist(), ranked.scores.tolist(), strict=True)
+    ]
+
+
+@router.get("/recommend/{user_id}", response_model=RecommendResponse, responses=_ERRORS)
+async def recommend_for_user(
+    loaded: LoadedDep,
+    settings: SettingsDep,
+    user_id: Annotated[int, Path(ge=1, le=2**53 - 1, examples=[1])],
+    k: Annotated[int, Query(ge=1, description="list length (at most MOVIEREC_MAX_K)")] = 10,
+    exclude_rated: bool = True,
+    genre: Annotated[list[str] | None, Query(description="repeatable; movies of any of these genres")] = None,
+    min_ratings: Annotated[int, Query(ge=0, le=2**31 - 1, description="only movies rated at least this often")] = 0,
+) -> RecommendResponse:
+    """Top-k movies for a user: personalised when the user is known, the cold-start list otherwise."""
+    check_limit("k", k, settings.max_k)
+    recommender = loaded.recommender
+    ranked = recommender.recommend(user_id, k, exclude_rated=exclude_rated, genres=genre, min_ratings=min_ratings)
+    return RecommendResponse(user_id=user_id, strategy=ranked.strategy, items=_items(recommender, ranked))  # type: ignore[arg-type]
+
+
+@router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
+async def recommend_for_ratings(body: FoldInRequest, loaded: LoadedDep, settings: SettingsDep) -> RecommendResponse:
+    """Top-k for a new or anonymous user from their ratings, folded in without retraining."""
+    check_limit("k", body.k, settings.max_k)
+    check_limit("ratings", len(body.ratings), settings.max_fold_in_ratings)
+    recommender = loaded.recommender
+    movies = np.array([r.movie_id for r in body.ratings], dtype=np.int64)
+    ratings = np.array([r.rating for r in body.ratings], dtype=np.float32)
+    ranked = recommender.recommend_for_ratings(movies, ratings, body.k, genres=body.genre, min_ratings=body.min_ratings)
+    return RecommendResponse(
+        strategy="fold_in", items=_items(recommender, ranked), ignored_movie_ids=ranked.ignored
+    )

@@ -1,0 +1,179 @@
+"""Keras 3 model builders: the lesson-4 notebook's dot, bias and nn models, with its bugs fixed.
+
+Fixed relative to the notebook:
+- the movie embedding reads the *movie* input (the notebook fed it the user input);
+- bias and embedding layers are named and reachable, so analysis reads weights directly from the
+  trained model instead of building a disconnected sub-graph ("Graph disconnected");
+- the seed is *set* (`keras.utils.set_random_seed`) by the trainer, not assigned to a variable.
+
+Only built-in layers and `RatingHead`, registered as serializable, are used, and no TensorFlow-only ops,
+so `keras.saving.load_model` needs no extra arguments and the models also run on the JAX backend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import keras
+from keras import layers, ops
+from pydantic import BaseModel, ConfigDict, Field
+
+ModelKind = Literal["dot", "bias", "nn", "svdpp"]
+MODEL_KINDS: tuple[str, ...] = ("dot", "bias", "nn", "svdpp")
+
+# Layer names are part of the artifact contract: `movierec.export` reads weights by these names.
+USER_EMBEDDING = "user_embedding"
+MOVIE_EMBEDDING = "movie_embedding"
+USER_BIAS = "user_bias"
+MOVIE_BIAS = "movie_bias"
+HIDDEN = "hidden"
+OUTPUT_DENSE = "output_dense"
+HEAD = "rating_head"
+
+
+class ModelConfig(BaseModel):
+    """Architecture hyper-parameters; every field is recorded in the artifact manifest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ModelKind = "bias"
+    n_factors: int = Field(50, ge=1, description="embedding width")
+    l2_factors: float = Field(1e-4, ge=0, description="L2 penalty on the embedding matrices")
+    l2_bias: float = Field(0.0, ge=0, description="L2 penalty on the bias vectors")
+    regularization: Literal["per_example", "weights"] = Field(
+        "per_example",
+        description="per_example: penalise the looked-up rows, averaged over the batch (classic MF SGD "
+        "regularisation, frequency-weighted); weights: Keras L2 on the whole matrices (the notebook's choice)",
+    )
+    squash_output: bool = Field(True, description="sigmoid-squash predictions into the rating range")
+    dropout_input: float = Field(0.3, ge=0, lt=1, description="nn: dropout on the concatenated embeddings")
+    hidden_units: int = Field(70, ge=1, description="nn: width of the ReLU layer")
+    dropout_hidden: float = Field(0.75, ge=0, lt=1, description="nn: dropout after the ReLU layer")
+    init_scale: float = Field(0.05, gt=0, description="standard deviation of the factor matrices' initialiser")
+    l2_implicit: float = Field(0.0, ge=0, description="svdpp: L2 penalty on the implicit-feedback factor matrix")
+
+
+@keras.saving.register_keras_serializable(package="movierec")
+class RatingHead(layers.Layer):
+    """Maps a raw score to a rating: `offset + x`, or a sigmoid squashed into [min_rating, max_rating].
+
+    With squashing, a raw score of 0 maps to `offset` (the global mean), so biases and dot products start
+    from a sensible prediction and the output can never leave the rating scale.
+    """
+
+    def __init__(
+        self, min_rating: float, max_rating: float, offset: float, squash: bool, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.min_rating = float(min_rating)
+        self.max_rating = float(max_rating)
+        self.offset = float(offset)
+        self.squash = bool(squash)
+
+    @property
+    def logit_offset(self) -> float:
+        """Pre-sigmoid shift that makes a raw score of 0 predict `offset`."""
+        return head_logit_offset(self.min_rating, self.max_rating, self.offset)
+
+    def call(self, x: Any) -> Any:
+        # (batch, 1) -> (batch,): one rating per (user, movie) pair, like the targets.
+        x = ops.squeeze(x, axis=-1)
+        if self.squash:
+            span = self.max_rating - self.min_rating
+            return self.min_rating + span * ops.sigmoid(x + self.logit_offset)
+        return x + self.offset
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            min_rating=self.min_rating, max_rating=self.max_rating, offset=self.offset, squash=self.squash
+        )
+        return config
+
+
+def head_logit_offset(min_rating: float, max_rating: float, offset: float) -> float:
+    """Logit of the global mean's position inside the rating range (clamped away from 0 and 1)."""
+    p = (offset - min_rating) / (max_rating - min_rating)
+    p = min(max(p, 1e-3), 1 - 1e-3)
+    return math.log(p / (1 - p))
+
+
+@keras.saving.register_keras_serializable(package="movierec")
+class RowL2(keras.regularizers.Regularizer):
+    """L2 penalty on looked-up embedding rows, averaged over the batch.
+
+    Used as an activity regulariser it reproduces the per-rating penalty `l2 * (|p_u|^2 + |q_i|^2)` of
+    SGD matrix factorisation, independent of batch size: it returns the batch *sum* because Keras divides
+    activity-regularisation losses by the batch size itself.
+    """
+
+    def __init__(self, l2: float) -> None:
+        self.l2 = float(l2)
+
+    def __call__(self, x: Any) -> Any:
+        return self.l2 * ops.sum(ops.square(x))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"l2": self.l2}
+
+
+def _embedding(
+    n: int, dim: int, l2: float, per_example: bool, name: str, init_scale: float = 0.05
+) -> layers.Embedding:
+    regularizer: dict[str, Any] = {}
+    if l2 > 0:
+        key = "activity_regularizer" if per_example else "embeddings_regularizer"
+        regularizer[key] = RowL2(l2) if per_example else keras.regularizers.L2(l2)
+    return layers.Embedding(
+        n,
+        dim,
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=init_scale),
+        name=name,
+        **regularizer,
+    )
+
+
+def build_model(
+    config: ModelConfig,
+    n_users: int,
+    n_movies: int,
+    rating_scale: tuple[float, float],
+    global_mean: float,
+) -> keras.Model:
+    """Build an uncompiled model of `config.kind` taking `{"user": idx, "movie": idx}` int inputs.
+
+    Args:
+        config: architecture hyper-parameters.
+        n_users: rows of the user embedding (size of the user id map).
+        n_movies: rows of the movie embedding (size of the movie id map).
+        rating_scale: (min, max) ratings, the range the head squashes into.
+        global_mean: mean training rating, the prediction for a raw score of 0.
+    """
+    if config.kind == "svdpp":
+        raise ValueError("svdpp models are built by movierec.svdpp.build_svdpp_model")
+    user_in = keras.Input(shape=(), dtype="int32", name="user")
+    movie_in = keras.Input(shape=(), dtype="int32", name="movie")
+    per_example = config.regularization == "per_example"
+    k, scale = config.n_factors, config.init_scale
+    user_vec = _embedding(n_users, k, config.l2_factors, per_example, USER_EMBEDDING, scale)(user_in)
+    movie_vec = _embedding(n_movies, k, config.l2_factors, per_example, MOVIE_EMBEDDING, scale)(movie_in)
+
+    if config.kind == "nn":
+        x = layers.Concatenate(name="concat")([user_vec, movie_vec])
+        x = layers.Dropout(config.dropout_input, name="dropout_input")(x)
+        x = layers.Dense(config.hidden_units, activation="relu", name=HIDDEN)(x)
+        x = layers.Dropout(config.dropout_hidden, name="dropout_hidden")(x)
+        raw = layers.Dense(1, name=OUTPUT_DENSE)(x)
+    else:
+        raw = layers.Dot(axes=1, name="dot")([user_vec, movie_vec])
+        if config.kind == "bias":
+            user_b = _embedding(n_users, 1, config.l2_bias, per_example, USER_BIAS, init_scale=0.0)(user_in)
+            movie_b = _embedding(n_movies, 1, config.l2_bias, per_example, MOVIE_BIAS, init_scale=0.0)(
+                movie_in
+            )
+            raw = layers.Add(name="add_biases")([raw, user_b, movie_b])
+    rating = RatingHead(
+        rating_scale[0], rating_scale[1], global_mean, config.squash_output, name=HEAD
+    )(raw)
+    return keras.Model(inputs={"user": user_in, "movie": movie_in}, outputs=rating, name=f"movierec_{config.kind}")

@@ -1,0 +1,254 @@
+"""Recommender: the questions the service answers, on a loaded artifact bundle. No HTTP here.
+
+Cold-start policy (decided once, here): an unknown user gets the non-personalised list of movies ranked by
+learned movie bias (bias-type models) or by damped mean rating (others) among movies with at least
+`cold_start_min_ratings` ratings, marked `cold_start`; a known user's list is `personalized`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from movierec.artifacts import Bundle
+from movierec.errors import InvalidRequestError, UnknownGenreError, UnknownMovieError, UnknownUserError
+from movierec.scoring import Head, Scorer, top_k_indices
+
+Strategy = Literal["personalized", "cold_start", "fold_in"]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Ratings for (user, movie) pairs with what was known about each pair."""
+
+    ratings: NDArray[np.float32]
+    user_known: NDArray[np.bool_]
+    movie_known: NDArray[np.bool_]
+
+    @property
+    def fallback(self) -> NDArray[np.bool_]:
+        return ~(self.user_known & self.movie_known)
+
+
+@dataclass(frozen=True)
+class MovieInfo:
+    """One catalogue entry with its learned statistics."""
+
+    movie_id: int
+    title: str
+    genres: list[str]
+    n_ratings: int
+    mean_rating: float
+    bias: float | None
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A ranked list of movies with one score each (a predicted rating, bias or similarity)."""
+
+    strategy: str
+    movie_index: NDArray[np.int64]
+    scores: NDArray[np.float32]
+    ignored: list[int] = field(default_factory=list)  # input movie ids left out (unknown to the model)
+
+
+class Recommender:
+    """Predictions, top-k, cold start, fold-in, bias ranking and neighbours for one bundle.
+
+    Args:
+        bundle: a loaded artifact directory.
+        cold_start_min_ratings: minimum rating count of movies in the cold-start list.
+        fold_in_l2: L2 strength of the fold-in solve.
+    """
+
+    def __init__(self, bundle: Bundle, *, cold_start_min_ratings: int = 50, fold_in_l2: float = 5.0) -> None:
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.kind = bundle.manifest.model_kind
+        arrays = bundle.arrays
+        self.scorer = Scorer(
+            self.kind,
+            arrays,
+            Head.from_dict(bundle.manifest.head),
+            arrays["baseline_user_bias"],
+            arrays["baseline_movie_bias"],
+        )
+        self.fold_in_l2 = fold_in_l2
+        catalogue = bundle.catalogue
+        # Python-side views built once so responses never touch pandas per request.
+        self.titles: list[str] = catalogue["title"].astype(str).tolist()
+        self.genres: list[list[str]] = [
+            [] if g in ("", "(no genres listed)") else g.split("|") for g in catalogue["genres"].astype(str)
+        ]
+        self.n_ratings = catalogue["n_ratings"].to_numpy(np.int64)
+        self.mean_rating = catalogue["mean_rating"].to_numpy(np.float32)
+        all_genres = sorted({g for gs in self.genres for g in gs})
+        self.genre_masks: dict[str, NDArray[np.bool_]] = {
+            g.lower(): np.array([g in gs for gs in self.genres], dtype=bool) for g in all_genres
+        }
+        self.genre_names = all_genres
+        self._cold_start_raw = self._cold_start_scores(cold_start_min_ratings)
+        self._cold_start_ratings = self.scorer.fallback(
+            np.full(self.scorer.n_movies, -1, dtype=np.int64), np.arange(self.scorer.n_movies, dtype=np.int64)
+        )
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    # ---- lookups ---------------------------------------------------------------------------------------
+
+    def user_index(self, user_id: int) -> int | None:
+        return self.bundle.user_ids.index(user_id)
+
+    def movie_index(self, movie_id: int) -> int:
+        idx = self.bundle.movie_ids.index(movie_id)
+        if idx is None:
+            raise UnknownMovieError(movie_id)
+        return idx
+
+    def movie_id(self, index: int) -> int:
+        return int(self.bundle.movie_ids.ids[index])
+
+    def movie_info(self, movie_id: int) -> MovieInfo:
+        idx = self.movie_index(movie_id)
+        return MovieInfo(
+            movie_id=movie_id,
+            title=self.titles[idx],
+            genres=self.genres[idx],
+            n_ratings=int(self.n_ratings[idx]),
+            mean_rating=float(self.mean_rating[idx]),
+            bias=float(self.scorer.movie_bias[idx]) if self.scorer.has_bias else None,
+        )
+
+    # ---- predictions ----------------------------------------------------------------------------------
+
+    def predict(self, user_ids: NDArray[np.int64], movie_ids: NDArray[np.int64], *, strict: bool = False) -> Predictions:
+        """Ratings for raw id pairs; unknown ids get the fallback (or raise with `strict`)."""
+        u_idx = self.bundle.user_ids.index_of(user_ids)
+        m_idx = self.bundle.movie_ids.index_of(movie_ids)
+        user_known, movie_known = u_idx >= 0, m_idx >= 0
+        if strict:
+            if not user_known.all():
+                raise UnknownUserError(int(np.asarray(user_ids)[~user_known][0]))
+            if not movie_known.all():
+                raise UnknownMovieError(int(np.asarray(movie_ids)[~movie_known][0]))
+        ratings, _ = self.scorer.predict(u_idx, m_idx)
+        return Predictions(ratings, user_known, movie_known)
+
+    # ---- top-k ----------------------------------------------------------------------------------------
+
+    def candidate_mask(self, genres: list[str] | None, min_ratings: int) -> NDArray[np.bool_] | None:
+        """Movies passing the filters (None when there is no filter). Genres match any, case-insensitively."""
+        mask: NDArray[np.bool_] | None = None
+        if genres:
+            unknown = [g for g in genres if g.lower() not in self.genre_masks]
+            if unknown:
+                raise UnknownGenreError(
+                    f"unknown genre {unknown[0]!r}; known genres: {', '.join(self.genre_names)}"
+                )
+            mask = np.logical_or.reduce([self.genre_masks[g.lower()] for g in genres])
+        if min_ratings > 0:
+            enough = self.n_ratings >= min_ratings
+            mask = enough if mask is None else mask & enough
+        return mask
+
+    def recommend(
+        self,
+        user_id: int,
+        k: int,
+        *,
+        exclude_rated: bool = True,
+        genres: list[str] | None = None,
+        min_ratings: int = 0,
+    ) -> Ranked:
+        """Top-k for a user id: personalised when known, the cold-start list otherwise."""
+        mask = self.candidate_mask(genres, min_ratings)
+        u = self.user_index(user_id)
+        if u is None:
+            return self._rank("cold_start", self._cold_start_raw.copy(), mask, None, k, self._cold_start_ratings)
+        raw = self.scorer.raw_catalogue(self.scorer.user_factors[u], float(self.scorer.user_bias[u]))
+        rated = self.bundle.user_ratings.movies_of(u) if exclude_rated else None
+        return self._rank("personalized", raw, mask, rated, k)
+
+    def recommend_for_ratings(
+        self,
+        movie_ids: NDArray[np.int64],
+        ratings: NDArray[np.float32],
+        k: int,
+        *,
+        genres: list[str] | None = None,
+        min_ratings: int = 0,
+    ) -> Ranked:
+        """Top-k for an anonymous user described by ratings, folded in against the frozen movie factors.
+
+        Movies unknown to the model cannot inform the fold-in: they are left out and reported in `ignored`.
+        """
+        if len(np.unique(movie_ids)) != len(movie_ids):
+            dup = int(movie_ids[np.flatnonzero(np.bincount(np.unique(movie_ids, return_inverse=True)[1]) > 1)[0]])
+            raise InvalidRequestError(f"movie_id {dup} is rated more than once; give each movie one rating")
+        lo, hi = self.scorer.head.min_rating, self.scorer.head.max_rating
+        bad = ~np.isfinite(ratings) | (ratings < lo) | (ratings > hi)
+        if bad.any():
+            raise InvalidRequestError(f"rating {float(ratings[bad][0])} is outside the rating scale [{lo}, {hi}]")
+        m_idx = self.bundle.movie_ids.index_of(movie_ids)
+        known = m_idx >= 0
+        if not known.any():
+            raise InvalidRequestError(
+                "none of the rated movies is known to the model, so there is nothing to fold in; "
+                f"unknown movie_ids: {movie_ids[:10].tolist()}"
+            )
+        mask = self.candidate_mask(genres, min_ratings)
+        vec, bias = self.scorer.fold_in(m_idx[known], ratings[known], self.fold_in_l2)
+        raw = self.scorer.raw_catalogue(vec, bias)
+        ranked = self._rank("fold_in", raw, mask, m_idx[known], k)
+        return Ranked(ranked.strategy, ranked.movie_index, ranked.scores, ignored=movie_ids[~known].tolist())
+
+    def _rank(
+        self,
+        strategy: str,
+        raw: NDArray[Any],
+        mask: NDArray[np.bool_] | None,
+        exclude: NDArray[Any] | None,
+        k: int,
+        ratings_lookup: NDArray[np.float32] | None = None,
+    ) -> Ranked:
+        scores = np.asarray(raw, dtype=np.float32)
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf).astype(np.float32)
+        if exclude is not None and len(exclude):
+            scores[exclude] = -np.inf
+        top = top_k_indices(scores, k)
+        if ratings_lookup is not None:
+            return Ranked(strategy, top, ratings_lookup[top])
+        return Ranked(strategy, top, self.scorer.head.apply(scores[top]))
+
+    def _cold_start_scores(self, min_ratings: int) -> NDArray[np.float32]:
+        if self.scorer.has_bias:
+            base = self.scorer.movie_bias.astype(np.float32)
+        else:
+            base = self.scorer.baseline_movie_bias.astype(np.float32)
+        well_rated = self.n_ratings >= min(min_ratings, int(self.n_ratings.max(initial=0)))
+        return np.where(well_rated, base, -np.inf).astype(np.float32)
+
+    # ---- analysis ---------------------------------------------------------------------------------------
+
+    def bias_ranking(self, order: Literal["asc", "desc"], limit: int, most_rated: int) -> Ranked:
+        """Movies ranked by learned bias among the `most_rated` most-rated movies (the notebook's analysis)."""
+        self.scorer.require_bias()
+        popular = np.argsort(-self.n_ratings, kind="stable")[:most_rated]
+        bias = self.scorer.movie_bias[popular]
+        order_idx = np.argsort(bias if order == "asc" else -bias, kind="stable")[:limit]
+        chosen = popular[order_idx]
+        return Ranked("bias_ranking", chosen.astype(np.int64), self.scorer.movie_bias[chosen])
+
+    def similar(self, movie_id: int, k: int) -> Ranked:
+        """Nearest movies by cosine similarity of learned movie embeddings (the movie itself excluded)."""
+        idx = self.movie_index(movie_id)
+        sims = self.scorer.similar(idx).astype(np.float32)
+        sims[idx] = -np.inf
+        top = top_k_indices(sims, k)
+        return Ranked("similar", top, sims[top])

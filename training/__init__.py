@@ -1,0 +1,1 @@
+"""The offline trainer: `python -m training {download,train,analyze,synth}`."""

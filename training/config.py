@@ -1,0 +1,59 @@
+"""Typed training configuration: built from CLI flags, dumped whole into the artifact manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from movierec.models import ModelConfig, ModelKind
+
+# Defaults chosen on validation slices of train (see bench/results/accuracy.md), per model kind.
+KIND_DEFAULTS: dict[str, dict[str, object]] = {
+    "dot": {"model": {"l2_factors": 1e-4, "regularization": "weights"}},
+    "bias": {"model": {"l2_factors": 1e-4, "l2_bias": 1e-4, "regularization": "weights"}},
+    "nn": {"model": {"l2_factors": 1e-4, "regularization": "weights"}},
+    "svdpp": {"model": {}},
+}
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run (besides the data)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelConfig = ModelConfig()
+    seed: int = 42
+    split: Literal["random", "temporal"] = "random"
+    train_fraction: float = Field(0.8, gt=0, lt=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="slice of train used for early stopping")
+    epochs: int = Field(40, ge=1, description="upper bound; early stopping picks the count on validation")
+    batch_size: int = Field(1024, ge=1)
+    learning_rate: float = Field(0.01, gt=0)
+    lr_schedule: Literal["plateau", "constant"] = "plateau"
+    lr_decay: float = Field(0.5, gt=0, le=1, description="factor applied when validation RMSE stalls")
+    patience: int = Field(3, ge=1, description="epochs without validation improvement before stopping")
+    refit: bool = Field(True, description="refit on all ratings with the chosen epochs and schedule")
+    fold_in_l2: float = Field(5.0, gt=0)
+
+    @classmethod
+    def for_kind(cls, kind: ModelKind, **overrides: object) -> TrainConfig:
+        """The tuned defaults of a model kind, with explicit overrides on top."""
+        defaults = KIND_DEFAULTS[kind]
+        model_fields = {**defaults.get("model", {}), **overrides.pop("model_fields", {})}  # type: ignore[dict-item]
+        top = {k: v for k, v in defaults.items() if k != "model"}
+        return cls(model=ModelConfig(kind=kind, **model_fields), **{**top, **overrides})
+
+
+class TrainerSettings(BaseSettings):
+    """Environment settings of the trainer (`MOVIEREC_` prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix="MOVIEREC_", extra="ignore")
+
+    data_root: Path = Path("data")
+    data_base_url: str = "https://files.grouplens.org/datasets/movielens"
+    download_timeout: float = 30.0
+    output_dir: Path = Path("models")
+    keras_backend: str = "tensorflow"

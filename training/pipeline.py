@@ -1,0 +1,346 @@
+"""One training run: split, fit with early stopping on a validation slice, evaluate on held-out, refit, save."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from movierec import __version__
+from movierec.artifacts import (
+    CATALOGUE_COLUMNS,
+    CATALOGUE_FILE,
+    MODEL_FILE,
+    MOVIE_IDS_FILE,
+    SCHEMA_VERSION,
+    SCORING_FILE,
+    USER_IDS_FILE,
+    USER_RATINGS_FILE,
+    Manifest,
+    UserRatings,
+    write_bundle,
+)
+from movierec.data import RatingsData, file_sha256
+from movierec.ids import IdMap
+from movierec.scoring import Head, Scorer
+from movierec.split import split_mask
+from training.config import TrainConfig
+from training.metrics import damped_baselines, mae, rmse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Indexed:
+    """Ratings mapped to contiguous indices under one pair of id maps."""
+
+    users: IdMap
+    movies: IdMap
+    user_idx: NDArray[np.int32]
+    movie_idx: NDArray[np.int32]
+    ratings: NDArray[np.float32]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Indexed:
+        users = IdMap.from_values(frame["user_id"].to_numpy())
+        movies = IdMap.from_values(frame["movie_id"].to_numpy())
+        return cls(
+            users,
+            movies,
+            users.index_of(frame["user_id"].to_numpy()).astype(np.int32),
+            movies.index_of(frame["movie_id"].to_numpy()).astype(np.int32),
+            frame["rating"].to_numpy(np.float32),
+        )
+
+
+@dataclass
+class FittedModel:
+    """A trained Keras model with the arrays the service scores with."""
+
+    model: Any
+    indexed: Indexed
+    arrays: dict[str, NDArray[Any]]
+    head: dict[str, Any]
+    epochs: int
+    learning_rates: list[float]
+    seconds: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    def scorer(self) -> Scorer:
+        return Scorer(
+            self.model_kind,
+            self.arrays,
+            Head.from_dict(self.head),
+            self.arrays["baseline_user_bias"],
+            self.arrays["baseline_movie_bias"],
+        )
+
+    @property
+    def model_kind(self) -> str:
+        return str(self.model.name.removeprefix("movierec_"))
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the artifact path and the report figures."""
+
+    run_dir: Path
+    manifest: Manifest
+    eval_model: FittedModel
+    final_model: FittedModel
+
+
+class _LearningRateLog:
+    """Collects the learning rate in effect at each epoch so a refit can replay the schedule."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+
+def _keras() -> Any:
+    import keras
+
+    return keras
+
+
+def fit(
+    config: TrainConfig,
+    train: Indexed,
+    rating_scale: tuple[float, float],
+    *,
+    validation: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None,
+    schedule: list[float] | None = None,
+    verbose: int = 1,
+) -> FittedModel:
+    """Fit a model of `config.model.kind` on `train`.
+
+    With `validation` (user_idx, movie_idx, ratings) the number of epochs and the learning-rate drops are chosen
+    by early stopping on it; with `schedule` the given per-epoch learning rates are replayed (the refit).
+    """
+    keras = _keras()
+    from movierec.export import export_arrays
+    from movierec.models import build_model
+
+    keras.utils.set_random_seed(config.seed)
+    mu, base_u, base_i = damped_baselines(
+        train.user_idx, train.movie_idx, train.ratings, len(train.users), len(train.movies)
+    )
+    if config.model.kind == "svdpp":
+        from movierec.svdpp import build_svdpp_model
+
+        # N(u) is the fit data's rated movies: validation and held-out ratings stay unseen, implicitly too.
+        model = build_svdpp_model(
+            config.model, len(train.users), len(train.movies), rating_scale, mu, train.user_idx, train.movie_idx
+        )
+    else:
+        model = build_model(config.model, len(train.users), len(train.movies), rating_scale, mu)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="mse",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+    )
+    lr_log = _LearningRateLog()
+    callbacks: list[Any] = [
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: lr_log.rates.append(
+                float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            )
+        )
+    ]
+    fit_kwargs: dict[str, Any] = {}
+    if validation is not None:
+        v_u, v_m, v_r = validation
+        fit_kwargs["validation_data"] = ({"user": v_u, "movie": v_m}, v_r)
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_rmse", patience=config.patience, restore_best_weights=True, mode="min"
+            )
+        )
+        if config.lr_schedule == "plateau":
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_rmse", factor=config.lr_decay, patience=1, mode="min", min_lr=1e-5
+                )
+            )
+        epochs = config.epochs
+    else:
+        if schedule is None:
+            raise ValueError("fit needs either a validation slice or a learning-rate schedule")
+        epochs = len(schedule)
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: schedule[epoch]))
+    started = time.perf_counter()
+    history = model.fit(
+        _inputs(train.user_idx, train.movie_idx),
+        train.ratings,
+        batch_size=config.batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=verbose,
+        callbacks=callbacks,
+        **fit_kwargs,
+    )
+    seconds = time.perf_counter() - started
+    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+    if validation is not None:
+        best_epoch = int(np.argmin(hist["val_rmse"])) + 1
+    else:
+        best_epoch = epochs
+    arrays, head = export_arrays(model, config.model)
+    arrays = {**arrays, "baseline_user_bias": base_u, "baseline_movie_bias": base_i}
+    return FittedModel(model, train, arrays, head, best_epoch, lr_log.rates[:best_epoch], seconds, hist)
+
+
+def _inputs(user_idx: NDArray[Any], movie_idx: NDArray[Any]) -> dict[str, NDArray[Any]]:
+    return {"user": np.asarray(user_idx, dtype=np.int32), "movie": np.asarray(movie_idx, dtype=np.int32)}
+
+
+def evaluate(fitted: FittedModel, heldout: pd.DataFrame) -> dict[str, Any]:
+    """Held-out RMSE/MAE through the same scoring path the service uses; unseen ids get the fallback."""
+    u_idx = fitted.indexed.users.index_of(heldout["user_id"].to_numpy())
+    m_idx = fitted.indexed.movies.index_of(heldout["movie_id"].to_numpy())
+    predicted, fallback = fitted.scorer().predict(u_idx, m_idx)
+    actual = heldout["rating"].to_numpy(np.float32)
+    return {
+        "rmse": rmse(predicted, actual),
+        "mae": mae(predicted, actual),
+        "n_heldout": len(heldout),
+        "n_fallback": int(fallback.sum()),
+        "n_unseen_users": int((u_idx < 0).sum()),
+        "n_unseen_movies": int((m_idx < 0).sum()),
+    }
+
+
+def catalogue_frame(indexed: Indexed, movies: pd.DataFrame) -> pd.DataFrame:
+    """The service's catalogue in movie-index order: metadata plus rating count and mean from the fit data."""
+    n = len(indexed.movies)
+    counts = np.bincount(indexed.movie_idx, minlength=n)
+    sums = np.bincount(indexed.movie_idx, indexed.ratings.astype(np.float64), minlength=n)
+    frame = pd.DataFrame({"movie_id": indexed.movies.ids})
+    meta = movies.drop_duplicates("movie_id").set_index("movie_id")
+    frame["title"] = frame["movie_id"].map(meta["title"]).fillna("").astype(str)
+    frame["genres"] = frame["movie_id"].map(meta["genres"]).fillna("(no genres listed)").astype(str)
+    frame["n_ratings"] = counts.astype(np.int64)
+    frame["mean_rating"] = np.round(sums / np.maximum(counts, 1), 4)
+    return frame[CATALOGUE_COLUMNS]
+
+
+def _write_files(fitted: FittedModel, movies: pd.DataFrame) -> Callable[[Path], None]:
+    def write(directory: Path) -> None:
+        indexed = fitted.indexed
+        fitted.model.save(directory / MODEL_FILE)
+        np.savez(directory / SCORING_FILE, **fitted.arrays)
+        indexed.users.save(directory / USER_IDS_FILE)
+        indexed.movies.save(directory / MOVIE_IDS_FILE)
+        catalogue_frame(indexed, movies).to_csv(directory / CATALOGUE_FILE, index=False)
+        ur = UserRatings.from_pairs(indexed.user_idx, indexed.movie_idx, indexed.ratings, len(indexed.users))
+        np.savez(directory / USER_RATINGS_FILE, indptr=ur.indptr, indices=ur.indices, ratings=ur.ratings)
+
+    return write
+
+
+def library_versions() -> dict[str, str]:
+    keras = _keras()
+    versions = {
+        "movierec": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    return versions
+
+
+def new_run_id(kind: str, fingerprint: str, output_dir: Path) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{kind}-{fingerprint[:8]}"
+    run_id, n = base, 1
+    while (output_dir / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def train_run(
+    data: RatingsData,
+    config: TrainConfig,
+    output_dir: Path,
+    *,
+    verbose: int = 1,
+    update_latest: bool = True,
+) -> TrainResult:
+    """Run the whole pipeline and write the artifact. Nothing under `output_dir` changes unless it all succeeds."""
+    ratings = data.ratings
+    train_mask = split_mask(ratings, config.split, config.seed, config.train_fraction)
+    train_rows, heldout = ratings[train_mask], ratings[~train_mask]
+    train_all = Indexed.from_frame(train_rows)
+    # Early stopping and the schedule are chosen on a validation slice of train; held-out rows are read once.
+    rng = np.random.default_rng(config.seed + 1)
+    is_val = rng.random(len(train_rows)) < config.validation_fraction
+    fit_part = Indexed(
+        train_all.users, train_all.movies, train_all.user_idx[~is_val], train_all.movie_idx[~is_val],
+        train_all.ratings[~is_val],
+    )
+    validation = (train_all.user_idx[is_val], train_all.movie_idx[is_val], train_all.ratings[is_val])
+    log.info("fitting %s on %d ratings (%d for validation)", config.model.kind, len(fit_part.ratings), is_val.sum())
+    eval_model = fit(config, fit_part, data.rating_scale, validation=validation, verbose=verbose)
+    metrics = evaluate(eval_model, heldout)
+    metrics.update(
+        split=config.split, seed=config.seed, epochs=eval_model.epochs, train_seconds=round(eval_model.seconds, 3),
+        validation_rmse=float(min(eval_model.history.get("val_rmse", [float("nan")]))),
+    )
+    final = eval_model
+    refit_info: dict[str, Any] | None = None
+    if config.refit:
+        log.info("refitting on all %d ratings for %d epochs", len(ratings), eval_model.epochs)
+        final = fit(
+            config, Indexed.from_frame(ratings), data.rating_scale, validation=None,
+            schedule=eval_model.learning_rates, verbose=verbose,
+        )
+        refit_info = {
+            "n_ratings": len(ratings),
+            "epochs": final.epochs,
+            "learning_rates": final.learning_rates,
+            "seconds": round(final.seconds, 3),
+        }
+    fingerprint = file_sha256(data.ratings_path)
+    run_id = new_run_id(config.model.kind, fingerprint, output_dir)
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        model_kind=config.model.kind,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        libraries=library_versions(),
+        config=config.model_dump(mode="json"),
+        data={
+            "ratings_file": data.ratings_path.name,
+            "sha256": fingerprint,
+            "layout": data.layout,
+            "n_ratings": len(ratings),
+            "n_users": int(ratings["user_id"].nunique()),
+            "n_movies": int(ratings["movie_id"].nunique()),
+            "rating_scale": list(data.rating_scale),
+            "dropped_rows": data.dropped_rows,
+        },
+        metrics=metrics,
+        head=final.head,
+        n_users=len(final.indexed.users),
+        n_movies=len(final.indexed.movies),
+        refit=refit_info,
+        history=eval_model.history,
+    )
+    run_dir = write_bundle(output_dir, run_id, _write_files(final, data.movies), manifest, update_latest=update_latest)
+    return TrainResult(run_dir, manifest, eval_model, final)
