@@ -12,8 +12,9 @@
 #
 #   docker build -t movierec-api .                          docker build --target trainer -t movierec-trainer .
 #
-# Layer order: each runtime venv installs the dependencies from pyproject.toml against an empty package
-# skeleton first, so a change to the sources only rebuilds the (tiny) project wheel and its install.
+# Layer order: the dependencies are installed into a venv against an empty package skeleton (cached until
+# pyproject.toml changes); each runtime image copies that venv and then installs the project wheel on top,
+# so a change to the sources rebuilds only the wheel and one small layer, never the TensorFlow install.
 # Every image runs as the numeric user 10001:10001 and owns /data and /models, so fresh named volumes
 # mounted there are writable by the trainer.
 
@@ -42,7 +43,7 @@ RUN python -m venv /opt/venv \
     && mkdir movierec app training \
     && touch movierec/__init__.py app/__init__.py training/__init__.py
 
-# The project itself as a wheel, built once and installed into every venv below.
+# The project itself as a wheel, built once and installed into every runtime image below.
 FROM skeleton AS wheel
 COPY pyproject.toml README.md* ./
 COPY movierec/ movierec/
@@ -51,36 +52,30 @@ COPY training/ training/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /wheels .
 
-FROM skeleton AS venv-serve
+FROM skeleton AS deps-serve
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install "/src[serve]"
-COPY --from=wheel /wheels /wheels
-RUN pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 
-FROM skeleton AS venv-train
+FROM skeleton AS deps-train
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install "/src[train]"
-COPY --from=wheel /wheels /wheels
-RUN pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 
-FROM skeleton AS venv-train-gpu
+FROM skeleton AS deps-train-gpu
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install "/src[train-gpu]"
-COPY --from=wheel /wheels /wheels
-RUN pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 
-FROM skeleton AS venv-serve-gpu
+FROM skeleton AS deps-serve-gpu
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install "/src[serve,train-gpu]"
-COPY --from=wheel /wheels /wheels
-RUN pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 
 
 # ---- runtime stages ---------------------------------------------------------------------------------
 
 # Keras/matplotlib want a writable home for their config; the user's home is /home/movierec.
 FROM base AS trainer
-COPY --from=venv-train /opt/venv /opt/venv
+COPY --from=deps-train /opt/venv /opt/venv
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \
@@ -89,7 +84,9 @@ ENTRYPOINT ["python", "-m", "training"]
 CMD ["--help"]
 
 FROM base AS trainer-gpu
-COPY --from=venv-train-gpu /opt/venv /opt/venv
+COPY --from=deps-train-gpu /opt/venv /opt/venv
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \
@@ -100,7 +97,9 @@ CMD ["--help"]
 # The service's settings come from MOVIEREC_* variables (see .env.example); PORT and WORKERS feed uvicorn,
 # which also honours any UVICORN_* variable (e.g. UVICORN_LOG_LEVEL). The health probe is stdlib-only.
 FROM base AS api-gpu
-COPY --from=venv-serve-gpu /opt/venv /opt/venv
+COPY --from=deps-serve-gpu /opt/venv /opt/venv
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \
@@ -113,7 +112,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 CMD ["sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port \"${PORT}\" --workers \"${WORKERS}\""]
 
 FROM base AS api
-COPY --from=venv-serve /opt/venv /opt/venv
+COPY --from=deps-serve /opt/venv /opt/venv
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \

@@ -74,6 +74,7 @@ print_summary() {
 # -- compose CLI ---------------------------------------------------------------------------------------
 export DOCKER_CONFIG="$TMP/docker-config"
 mkdir -p "$DOCKER_CONFIG/cli-plugins"
+echo "{}" >"$DOCKER_CONFIG/config.json" # podman reads it too (registry auth)
 if command -v docker-compose >/dev/null; then
   ln -s "$(command -v docker-compose)" "$DOCKER_CONFIG/cli-plugins/docker-compose"
 fi

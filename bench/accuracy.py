@@ -45,12 +45,12 @@ from typing import Any
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from numpy.typing import NDArray  # noqa: E402
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
 
-from movierec.data import RatingsData, load_ratings  # noqa: E402
-from movierec.split import split_mask  # noqa: E402
+from movierec.data import RatingsData, load_ratings
+from movierec.split import split_mask
 
 log = logging.getLogger("bench.accuracy")
 
@@ -160,7 +160,10 @@ def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool
     # The same validation carve as training.pipeline.train_run.
     is_val = np.random.default_rng(config.seed + 1).random(len(split.train)) < config.validation_fraction
     fit_part = Indexed(
-        train_all.users, train_all.movies, train_all.user_idx[~is_val], train_all.movie_idx[~is_val],
+        train_all.users,
+        train_all.movies,
+        train_all.user_idx[~is_val],
+        train_all.movie_idx[~is_val],
         train_all.ratings[~is_val],
     )
     validation = (train_all.user_idx[is_val], train_all.movie_idx[is_val], train_all.ratings[is_val])
@@ -170,6 +173,7 @@ def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool
     metrics = evaluate(fitted, split.heldout)
     scorer = fitted.scorer()
     if kind == "nn":
+
         def score_user(u: int) -> NDArray[Any]:
             return scorer.raw_catalogue(scorer.user_factors[u], float(scorer.user_bias[u]))
     else:
@@ -178,6 +182,7 @@ def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool
 
         def score_user(u: int) -> NDArray[Any]:
             return all_scores[u]
+
     ranking = ranking_metrics(score_user, train_all.users.ids, train_all.movies.ids, split)
     return Row(
         name=f"movierec {kind} (default)",
@@ -212,12 +217,19 @@ def run_notebook(split: Split, kind: str, seed: int, quick: bool) -> Row:
         dropout_hidden=0.75,
     )
     config = TrainConfig(
-        model=model, seed=seed, batch_size=64, learning_rate=0.001, lr_schedule="constant", epochs=epochs,
+        model=model,
+        seed=seed,
+        batch_size=64,
+        learning_rate=0.001,
+        lr_schedule="constant",
+        epochs=epochs,
         refit=False,
     )
     train_all = Indexed.from_frame(split.train)
     started = time.perf_counter()
-    fitted = fit(config, train_all, split.data.rating_scale, validation=None, schedule=[0.001] * epochs, verbose=0)
+    fitted = fit(
+        config, train_all, split.data.rating_scale, validation=None, schedule=[0.001] * epochs, verbose=0
+    )
     seconds = time.perf_counter() - started
     metrics = evaluate(fitted, split.heldout)
     return Row(
@@ -256,14 +268,19 @@ def run_surprise(split: Split, name: str, factory: Callable[[], Any], params: di
     import surprise
 
     reader = surprise.Reader(rating_scale=split.data.rating_scale)
-    trainset = surprise.Dataset.load_from_df(split.train[["user_id", "movie_id", "rating"]], reader).build_full_trainset()
+    trainset = surprise.Dataset.load_from_df(
+        split.train[["user_id", "movie_id", "rating"]], reader
+    ).build_full_trainset()
     algo = factory()
     started = time.perf_counter()
     algo.fit(trainset)
     seconds = time.perf_counter() - started
     held = split.heldout
     predictions = np.fromiter(
-        (algo.predict(u, m).est for u, m in zip(held["user_id"].to_numpy(), held["movie_id"].to_numpy(), strict=True)),
+        (
+            algo.predict(u, m).est
+            for u, m in zip(held["user_id"].to_numpy(), held["movie_id"].to_numpy(), strict=True)
+        ),
         dtype=np.float64,
         count=len(held),
     )
@@ -280,8 +297,13 @@ def run_surprise(split: Split, name: str, factory: Callable[[], Any], params: di
 
         ranking = ranking_metrics(score_user, user_ids, movie_ids, split)
     return Row(
-        name=name, group="surprise", rmse=rmse(predictions, actual), mae=mae(predictions, actual),
-        fit_seconds=seconds, ranking=ranking, config=params,
+        name=name,
+        group="surprise",
+        rmse=rmse(predictions, actual),
+        mae=mae(predictions, actual),
+        fit_seconds=seconds,
+        ranking=ranking,
+        config=params,
     )
 
 
@@ -363,7 +385,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
         for r in sorted(ranked, key=lambda r: -r.ranking[f"ndcg@{k}"]):  # type: ignore[index]
             m = r.ranking or {}
-            lines.append(f"| {r.name} | {m[f'precision@{k}']:.4f} | {m[f'recall@{k}']:.4f} | {m[f'ndcg@{k}']:.4f} |")
+            lines.append(
+                f"| {r.name} | {m[f'precision@{k}']:.4f} | {m[f'recall@{k}']:.4f} | {m[f'ndcg@{k}']:.4f} |"
+            )
     targets = report.get("targets")
     if targets:
         lines += ["", "## Targets (issue 4)", "", "| target | measured | met |", "|---|---|:-:|"]
@@ -406,7 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-fraction", type=float, default=0.8)
     parser.add_argument("--output-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--name", default="accuracy", help="report file stem")
-    parser.add_argument("--quick", action="store_true", help="smoke test: few epochs everywhere (numbers meaningless)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: few epochs everywhere (numbers meaningless)"
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["project", "notebook", "surprise"])
     parser.add_argument("--kinds", nargs="*", default=["dot", "bias", "nn", "svdpp"])
     args = parser.parse_args(argv)

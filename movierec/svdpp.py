@@ -165,7 +165,9 @@ def build_svdpp_model(
     movie_in = keras.Input(shape=(), dtype="int32", name="movie")
     per_example = config.regularization == "per_example"
     k = config.n_factors
-    user_vec = _embedding(n_users, k, config.l2_factors, per_example, USER_EMBEDDING, config.init_scale)(user_in)
+    user_vec = _embedding(n_users, k, config.l2_factors, per_example, USER_EMBEDDING, config.init_scale)(
+        user_in
+    )
     movie_vec = _embedding(n_movies, k, config.l2_factors, per_example, MOVIE_EMBEDDING, config.init_scale)(
         movie_in
     )

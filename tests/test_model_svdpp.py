@@ -84,7 +84,13 @@ def test_save_load_gives_identical_predictions(fitted, tmp_path: Path) -> None:
 
 def test_build_rejects_wrong_pair_count() -> None:
     layer_model = build_svdpp_model(
-        ModelConfig(kind="svdpp", n_factors=4), 3, 5, (0.5, 5.0), 3.5, np.array([0, 1, 2]), np.array([0, 1, 4])
+        ModelConfig(kind="svdpp", n_factors=4),
+        3,
+        5,
+        (0.5, 5.0),
+        3.5,
+        np.array([0, 1, 2]),
+        np.array([0, 1, 4]),
     )
     with pytest.raises(ValueError, match="pairs"):
         layer_model.get_layer("implicit_feedback").set_pairs(np.array([0]), np.array([0]))
