@@ -93,7 +93,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+        # Keep the exception's headers: a 405 must carry `Allow` (RFC 9110), a 401 its `WWW-Authenticate`.
+        return error_response(
+            exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

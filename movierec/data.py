@@ -202,7 +202,9 @@ def detect_layout(path: Path) -> str:
     for layout, (ratings_name, movies_name, _) in LAYOUTS.items():
         if (path / ratings_name).is_file() and (path / movies_name).is_file():
             return layout
-    raise UnknownLayoutError(f"{path} holds no recognisable MovieLens layout; looked for {looked_for}.{_hint(path)}")
+    raise UnknownLayoutError(
+        f"{path} holds no recognisable MovieLens layout; looked for {looked_for}.{_hint(path)}"
+    )
 
 
 def _hint(directory: Path) -> str:
@@ -275,7 +277,9 @@ def load_ratings(
             ratings, dropped = _load_parquet(path, names, scale, drop_invalid)
         else:
             ratings, dropped = _load_text(_csv_source(path, names), scale, drop_invalid)
-        movies = _read_movies_csv(Path(movies_path), drop_invalid) if movies_path is not None else _empty_movies()
+        movies = (
+            _read_movies_csv(Path(movies_path), drop_invalid) if movies_path is not None else _empty_movies()
+        )
     else:
         ratings_path = path / LAYOUTS[layout][0]
         movies_file = path / LAYOUTS[layout][1]
@@ -389,7 +393,9 @@ def _labels(source: _TextSource) -> dict[str, str]:
 # --- ratings -------------------------------------------------------------------------------------
 
 
-def _load_text(source: _TextSource, scale: tuple[float, float], drop_invalid: bool) -> tuple[pd.DataFrame, int]:
+def _load_text(
+    source: _TextSource, scale: tuple[float, float], drop_invalid: bool
+) -> tuple[pd.DataFrame, int]:
     typed = _read_typed(source)
     if typed is not None:
         problems = _classify(typed, scale)
@@ -515,7 +521,9 @@ def _load_parquet(
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install 'movierec[train-base]')") from None
+        raise DataError(
+            f"{path}: reading Parquet needs pyarrow (pip install 'movierec[train-base]')"
+        ) from None
     fields: dict[str, str] = {"user_id": columns.user, "movie_id": columns.movie, "rating": columns.rating}
     if columns.timestamp is not None:
         fields["timestamp"] = columns.timestamp
@@ -689,10 +697,14 @@ def _apply(
             "Fix the file, or pass --drop-invalid to drop these rows (a warning reports what was dropped)."
         )
     counts = [
-        f"{len(extra)} with {problems.descriptions[key]}" for key, extra in problems.extra_lines.items() if extra
+        f"{len(extra)} with {problems.descriptions[key]}"
+        for key, extra in problems.extra_lines.items()
+        if extra
     ]
     counts += [
-        f"{int(mask.sum())} with {problems.descriptions[key]}" for key, mask in problems.masks.items() if mask.any()
+        f"{int(mask.sum())} with {problems.descriptions[key]}"
+        for key, mask in problems.masks.items()
+        if mask.any()
     ]
     logger.warning("dropped %d of %d rows from %s: %s", n_bad, total, path, "; ".join(counts))
     keep = ~bad

@@ -85,7 +85,7 @@ def test_uvicorn_serves_predictions_and_recommendations(server: str) -> None:
         assert client.get("/health").json() == {"status": "ok", "run_id": None}
         user = client.get("/model").json()
         assert user["model_kind"] == "bias"
-        rec = client.get("/recommend/1", params={"k": 3})
+        rec = client.get("/recommend/1", params={"k": 3, "exclude_rated": "false"})
         assert rec.status_code == 200 and len(rec.json()["items"]) == 3
         pred = client.post("/predict", json={"user_id": 1, "movie_id": rec.json()["items"][0]["movie_id"]})
         assert pred.status_code == 200 and 0.5 <= pred.json()["predicted_rating"] <= 5

@@ -16,6 +16,7 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.main import create_app
 from app.settings import Settings
@@ -24,6 +25,11 @@ TOKEN = "fuzz-admin-token"
 # ~30 examples per operation x 12 operations keeps the file well under a minute on two cores.
 MAX_EXAMPLES = 30
 EXAMPLES_TRIED: dict[str, int] = {}
+# Every other built-in check runs. `positive_data_acceptance` demands 2xx for every schema-valid request, but some
+# limits depend on the loaded model and the deployment, not on the static schema: the genres of the catalogue,
+# the rating scale of fold-in ratings, MOVIEREC_MAX_K / MAX_BATCH. Those answer a documented 422 whose body
+# `response_schema_conformance` still validates.
+EXCLUDED_CHECKS = [positive_data_acceptance]
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +42,12 @@ def fuzz_app(tiny_bundle_dir: Path) -> Iterator[FastAPI]:
         yield app
 
 
-@pytest.fixture(scope="module")
-def api_schema(fuzz_app: FastAPI) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
+# The schema is read at import from an app that is never started (`schemathesis.pytest.from_fixture` breaks on
+# pytest 9, and `from_asgi` would run the lifespan); the OpenAPI document does not depend on settings. Every
+# call goes to `fuzz_app`, which serves the tiny bundle.
+_SCHEMA_APP = create_app(Settings(model_dir=Path("schema-only")))
+schema = schemathesis.openapi.from_dict(_SCHEMA_APP.openapi())
+schema.app = _SCHEMA_APP
 
 
 @schema.parametrize()
@@ -51,7 +57,7 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case, fuzz_app: FastAPI) 
     key = f"{case.method} {case.path}"
     EXAMPLES_TRIED[key] = EXAMPLES_TRIED.get(key, 0) + 1
     headers = {"Authorization": f"Bearer {TOKEN}"} if case.path.startswith("/admin") else None
-    response = case.call_and_validate(headers=headers)
+    response = case.call_and_validate(headers=headers, app=fuzz_app, excluded_checks=EXCLUDED_CHECKS)
     assert response.status_code < 500
     # The fuzzer may reload; whatever it did, a model must still be serving.
     assert fuzz_app.state.holder.current is not None

@@ -184,9 +184,23 @@ def _movies_frame(spec: SynthSpec, planted: Planted, rng: np.random.Generator) -
     return pd.DataFrame({"movieId": ids, "title": titles, "genres": genres})
 
 
-def _write_chunk(path: Path, frame: pd.DataFrame, header: bool) -> None:
-    # ratings as text with one decimal ("4.0", "3.5") like the MovieLens files.
-    frame.to_csv(path, mode="w" if header else "a", header=header, index=False, float_format="%.1f")
+_RATING_TEXT = np.array([f"{i / 2:.1f}" for i in range(11)])  # "4.0", "3.5" like the MovieLens files
+RATINGS_HEADER = b"userId,movieId,rating,timestamp\n"
+
+
+def _write_chunk(sink: Any, users: NDArray[Any], movies: NDArray[Any], ratings: NDArray[Any], stamps: NDArray[Any]) -> None:
+    """Append rows to an open binary file: pyarrow's C++ writer when installed (~10x pandas), else pandas."""
+    half_stars = np.rint(ratings * 2).astype(np.int8)
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        frame = pd.DataFrame({"u": users, "m": movies, "r": _RATING_TEXT[half_stars], "t": stamps})
+        sink.write(frame.to_csv(index=False, header=False).encode())
+        return
+    text = pa.DictionaryArray.from_arrays(pa.array(half_stars), pa.array(_RATING_TEXT)).cast(pa.string())
+    table = pa.table({"userId": users, "movieId": movies, "rating": text, "timestamp": stamps})
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
 
 
 def write_synthetic(spec: SynthSpec, out_dir: str | Path) -> str:
@@ -207,35 +221,25 @@ def write_synthetic(spec: SynthSpec, out_dir: str | Path) -> str:
     # Chunk boundaries at whole users, about chunk_rows ratings each.
     ends = np.cumsum(counts)
     cuts = np.unique(np.searchsorted(ends, np.arange(spec.chunk_rows, spec.n_ratings, spec.chunk_rows), side="left"))
-    bounds = [0, *(int(c) + 1 for c in cuts if c + 1 < spec.n_users), spec.n_users]
+    bounds = sorted({0, spec.n_users, *(int(c) + 1 for c in cuts if c + 1 < spec.n_users)})
     sq_err, n_rows = 0.0, 0
     hist = np.zeros(10, dtype=np.int64)
     movie_counts = np.zeros(spec.n_movies, dtype=np.int64)
-    ratings_path = out / "ratings.csv"
-    for chunk_no, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        if lo >= hi:
-            continue
-        owner = np.repeat(np.arange(lo, hi, dtype=np.int64), counts[lo:hi])
-        movies = _draw_movies(owner, spec.n_movies, cdf, rng)
-        order = np.argsort(owner * spec.n_movies + movies, kind="stable")
-        owner, movies = owner[order], movies[order]
-        raw = planted.ratings(owner, movies)
-        truth = np.clip(raw, MIN_RATING, MAX_RATING)
-        observed = _round_half_stars(raw + rng.normal(0.0, spec.noise, owner.size).astype(np.float32))
-        sq_err += float(np.square(truth.astype(np.float64) - observed).sum())
-        n_rows += owner.size
-        hist += np.bincount((observed * 2).astype(np.int64) - 1, minlength=10)
-        movie_counts += np.bincount(movies, minlength=spec.n_movies)
-        frame = pd.DataFrame(
-            {
-                "userId": owner + 1,
-                "movieId": movies + 1,
-                "rating": observed,
-                "timestamp": _timestamps(owner, starts, spans, rng),
-            }
-        )
-        _write_chunk(ratings_path, frame, header=chunk_no == 0)
-        del owner, movies, raw, truth, observed, frame
+    with (out / "ratings.csv").open("wb") as sink:
+        sink.write(RATINGS_HEADER)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            owner = np.repeat(np.arange(lo, hi, dtype=np.int64), counts[lo:hi])
+            movies = _draw_movies(owner, spec.n_movies, cdf, rng)
+            order = np.argsort(owner * spec.n_movies + movies)  # keys are unique: rows sorted by user, movie
+            owner, movies = owner[order], movies[order]
+            raw = planted.ratings(owner, movies)
+            observed = _round_half_stars(raw + rng.normal(0.0, spec.noise, owner.size).astype(np.float32))
+            truth = np.clip(raw, MIN_RATING, MAX_RATING).astype(np.float64)
+            sq_err += float(np.square(truth - observed).sum())
+            n_rows += owner.size
+            hist += np.bincount(np.rint(observed * 2).astype(np.int64) - 1, minlength=10)
+            movie_counts += np.bincount(movies, minlength=spec.n_movies)
+            _write_chunk(sink, owner + 1, movies + 1, observed, _timestamps(owner, starts, spans, rng))
 
     floor = float(np.sqrt(sq_err / n_rows))
     rated = movie_counts[movie_counts > 0]
