@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
-import json
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,7 +22,10 @@ async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
@@ -90,7 +93,10 @@ class Metrics:
             registry=self.registry,
         )
         self.model_info = Gauge(
-            "movierec_model_info", "The served model (value 1)", ["run_id", "model_kind"], registry=self.registry
+            "movierec_model_info",
+            "The served model (value 1)",
+            ["run_id", "model_kind"],
+            registry=self.registry,
         )
         self.reloads = Counter("movierec_reloads_total", "Model reloads", ["outcome"], registry=self.registry)
 

@@ -106,7 +106,9 @@ class FoldInRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"ratings": [{"movie_id": 1, "rating": 5}, {"movie_id": 260, "rating": 4.5}], "k": 10}]
+            "examples": [
+                {"ratings": [{"movie_id": 1, "rating": 5}, {"movie_id": 260, "rating": 4.5}], "k": 10}
+            ]
         },
     )
 
@@ -178,9 +180,13 @@ class ModelInfo(BaseModel):
 class ReloadRequest(BaseModel):
     """Which run to load; default: the one `latest` points at now."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"run_id": "20261127-192457-bias-b4239649"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{}, {"run_id": "20261127-192457-bias-b4239649"}]}
+    )
 
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="a run id, never a path")
+    run_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="a run id, never a path"
+    )
 
 
 class ReloadResponse(BaseModel):

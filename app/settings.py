@@ -15,10 +15,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOVIEREC_", extra="ignore", protected_namespaces=())
 
-    model_dir: Path = Field(Path("models/latest"), description="artifact directory (or the `latest` link) to serve")
-    model_root: Path | None = Field(None, description="where /admin/reload looks up run ids; default: model_dir's parent")
+    model_dir: Path = Field(
+        Path("models/latest"), description="artifact directory (or the `latest` link) to serve"
+    )
+    model_root: Path | None = Field(
+        None, description="where /admin/reload looks up run ids; default: model_dir's parent"
+    )
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    admin_token: SecretStr | None = Field(None, description="bearer token of /admin/reload; unset disables it")
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token of /admin/reload; unset disables it"
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated")
     max_batch: int = Field(10_000, ge=1, description="most pairs in one /predict batch")
     max_k: int = Field(100, ge=1, description="largest k / limit a list endpoint accepts")

@@ -34,7 +34,11 @@ def _time(fn: Callable[[], Any], repeat: int = 3) -> float:
 
 
 def _numpy_top10(scorer: Scorer, users: np.ndarray) -> None:
-    scores = scorer.user_factors[users] @ scorer.movie_factors.T + scorer.movie_bias + scorer.user_bias[users, None]
+    scores = (
+        scorer.user_factors[users] @ scorer.movie_factors.T
+        + scorer.movie_bias
+        + scorer.user_bias[users, None]
+    )
     for row in scores:
         top_k_indices(row, 10)
 
@@ -70,7 +74,12 @@ def main() -> None:
     print(f"Keras {keras.__version__} on {keras.backend.backend()}; GPUs visible: {gpus or 'none'}")
     results: list[dict[str, Any]] = []
     catalogues = [("real", Recommender(load_bundle(args.model)).scorer)]
-    catalogues.append((f"synthetic {args.movies:,}", _synthetic_scorer(args.movies, args.users, catalogues[0][1].movie_factors.shape[1])))
+    catalogues.append(
+        (
+            f"synthetic {args.movies:,}",
+            _synthetic_scorer(args.movies, args.users, catalogues[0][1].movie_factors.shape[1]),
+        )
+    )
     for name, scorer in catalogues:
         users = np.arange(min(args.users, scorer.n_users))
         cpu = _time(lambda s=scorer, u=users: _numpy_top10(s, u))
@@ -86,7 +95,9 @@ def main() -> None:
             "speedup": cpu / dev,
         }
         results.append(row)
-    print("\n| catalogue | movies | numpy users/s | keras.ops users/s (device) | speed-up |\n|---|---|---|---|---|")
+    print(
+        "\n| catalogue | movies | numpy users/s | keras.ops users/s (device) | speed-up |\n|---|---|---|---|---|"
+    )
     for r in results:
         print(
             f"| {r['catalogue']} | {r['movies']:,} | {r['numpy_users_per_s']:,.0f} | "

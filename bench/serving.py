@@ -213,13 +213,20 @@ def run_httpx(base_url: str, scenario: Scenario, concurrency: int, duration: flo
     }
 
 
-def measure(base_url: str, scenario: Scenario, concurrency: int, duration: float, workdir: Path) -> dict[str, Any]:
-    """A load run with the machine's load average recorded before and after it."""
+def measure(server: Server, scenario: Scenario, concurrency: int, duration: float, workdir: Path) -> dict[str, Any]:
+    """A load run with the machine's load average, and the server's CPU seconds, recorded before and after it.
+
+    CPU microseconds per request of the server process tree are the contention-proof figure: on a shared
+    machine requests/s fall when neighbours take the cores, CPU time per request hardly moves.
+    """
     before = os.getloadavg()
+    cpu_before = server.cpu_seconds()
     if shutil.which("wrk"):
-        result = run_wrk(base_url, scenario, concurrency, duration, workdir)
+        result = run_wrk(server.base_url, scenario, concurrency, duration, workdir)
     else:
-        result = run_httpx(base_url, scenario, concurrency, duration)
+        result = run_httpx(server.base_url, scenario, concurrency, duration)
+    cpu = server.cpu_seconds() - cpu_before
+    result["server_cpu_us_per_request"] = round(cpu / max(result["requests"], 1) * 1e6, 1)
     result.update(
         scenario=scenario.name, concurrency=concurrency,
         loadavg_before=[round(x, 2) for x in before], loadavg_after=[round(x, 2) for x in os.getloadavg()],
@@ -300,6 +307,19 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server's process tree so far."""
+        assert self.proc is not None
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in _process_tree(self.proc.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
     def memory(self) -> dict[str, Any]:
         """VmRSS / VmHWM (MB) summed over the server's process tree (the supervisor and its workers)."""
         assert self.proc is not None
@@ -344,7 +364,7 @@ def _process_tree(root: int) -> list[int]:
 
 def warm_up(server: Server, scenarios: list[Scenario], workdir: Path) -> None:
     for scenario in scenarios:
-        measure(server.base_url, scenario, 4, 1, workdir)
+        measure(server, scenario, 4, 1, workdir)
 
 
 # ---- the run ---------------------------------------------------------------------------------------------
@@ -373,9 +393,9 @@ def measure_service(
         warm_up(server, [scenarios[n] for n in [CEILING, *names]], workdir)
         memory = server.memory()
         for c in concurrency:
-            block = [measure(server.base_url, scenarios[CEILING], c, duration, workdir)]
-            block += [measure(server.base_url, scenarios[n], c, duration, workdir) for n in names]
-            block.append(measure(server.base_url, scenarios[CEILING], c, duration, workdir))
+            block = [measure(server, scenarios[CEILING], c, duration, workdir)]
+            block += [measure(server, scenarios[n], c, duration, workdir) for n in names]
+            block.append(measure(server, scenarios[CEILING], c, duration, workdir))
             rows += block
             print(f"  c={c}: " + ", ".join(f"{r['scenario']} {r['rps']:.0f}/s" for r in block), flush=True)
         memory_after = server.memory()
@@ -391,6 +411,7 @@ def ceilings(rows: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
             "rps": round(float(np.mean([r["rps"] for r in runs])), 1),
             "p50_ms": float(np.mean([r["p50_ms"] for r in runs])),
             "p99_ms": float(np.mean([r["p99_ms"] for r in runs])),
+            "cpu_us": float(np.mean([r["server_cpu_us_per_request"] for r in runs])),
             "runs_rps": [r["rps"] for r in runs],
         }
     return out
@@ -401,6 +422,7 @@ def add_ratios(rows: list[dict[str, Any]], ceiling: dict[int, dict[str, float]])
         ref = ceiling[r["concurrency"]]
         r["rps_vs_ceiling"] = round(r["rps"] / ref["rps"], 4)
         r["p99_vs_ceiling"] = round(r["p99_ms"] / ref["p99_ms"], 3)
+        r["cpu_vs_ceiling"] = round(r["server_cpu_us_per_request"] / max(ref["cpu_us"], 1e-9), 2)
 
 
 def evaluate_targets(rows: list[dict[str, Any]], memory_mb: float, c: int = 16) -> list[dict[str, Any]]:
@@ -452,7 +474,7 @@ def run_sweep(model_dir: Path, scenarios: dict[str, Scenario], duration: float, 
             names = [CEILING, "predict_one", "recommend"]
             warm_up(server, [scenarios[n] for n in names], workdir)
             memory = server.memory()
-            rows = [measure(server.base_url, scenarios[n], 16, duration, workdir) for n in names]
+            rows = [measure(server, scenarios[n], 16, duration, workdir) for n in names]
         entry = {"config": config.__dict__, "describe": config.describe(), "memory": memory}
         for r in rows:
             entry[r["scenario"]] = {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "errors", "loadavg_before", "loadavg_after")}
@@ -490,15 +512,16 @@ def write_report(result: dict[str, Any], out: Path) -> None:
             "",
             f"Ceiling runs: {', '.join(_fmt(x) for x in ref['runs_rps'])} req/s.",
             "",
-            "| scenario | req/s | × ceiling | p50 ms | p99 ms | p99 × ceiling | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| scenario | req/s | × ceiling | p50 ms | p99 ms | p99 × ceiling | errors | server CPU µs/req | × ceiling |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in result["rows"]:
             if r["concurrency"] != c:
                 continue
             lines.append(
                 f"| {labels[r['scenario']]} | {_fmt(r['rps'])} | {r['rps_vs_ceiling']:.3f} | {_fmt(r['p50_ms'])} | "
-                f"{_fmt(r['p99_ms'])} | {r['p99_vs_ceiling']:.2f} | {r['errors']} |"
+                f"{_fmt(r['p99_ms'])} | {r['p99_vs_ceiling']:.2f} | {r['errors']} | "
+                f"{_fmt(r['server_cpu_us_per_request'])} | {r['cpu_vs_ceiling']:.2f} |"
             )
         lines.append("")
     mem = result["memory"]
@@ -584,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                 warm_up(naive, [scenarios["naive_predict"]], workdir)
                 memory["naive_after_warmup"] = naive.memory()
                 for c in concurrency:
-                    rows.append(measure(naive.base_url, scenarios["naive_predict"], c, args.duration, workdir))
+                    rows.append(measure(naive, scenarios["naive_predict"], c, args.duration, workdir))
                     print(f"  c={c}: naive {rows[-1]['rps']:.1f}/s", flush=True)
                 memory["naive_at_end"] = naive.memory()
         sweep = run_sweep(model_dir, scenarios, args.sweep_duration or args.duration, args.port + 2, workdir) if args.sweep else []

@@ -39,7 +39,11 @@ class DeviceCatalogue:
         if self.kind == "nn":
             pre = self.movie_hidden[None, :, :] + ops.matmul(user_vecs, self.hidden_user_kernel)[:, None, :]
             return ops.matmul(ops.relu(pre), self.output_kernel) + self.output_bias
-        return ops.matmul(user_vecs, ops.transpose(self.movie_factors)) + self.movie_bias[None, :] + user_bias[:, None]
+        return (
+            ops.matmul(user_vecs, ops.transpose(self.movie_factors))
+            + self.movie_bias[None, :]
+            + user_bias[:, None]
+        )
 
     def raw_catalogue(self, user_vec: NDArray[np.float32], user_bias: float = 0.0) -> NDArray[np.float32]:
         ops = self.ops
@@ -47,13 +51,19 @@ class DeviceCatalogue:
         bias = ops.convert_to_tensor(np.array([user_bias], dtype=np.float32))
         return np.asarray(ops.convert_to_numpy(self.raw_scores(vec, bias)[0]), dtype=np.float32)
 
-    def top_k_users(self, user_idx: NDArray[np.int64], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    def top_k_users(
+        self, user_idx: NDArray[np.int64], k: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Top-k raw scores and movie indices for a batch of known users, computed entirely on the device."""
         ops = self.ops
         idx = ops.convert_to_tensor(np.asarray(user_idx, dtype=np.int32))
-        scores = self.raw_scores(ops.take(self.user_factors, idx, axis=0), ops.take(self.user_bias, idx, axis=0))
+        scores = self.raw_scores(
+            ops.take(self.user_factors, idx, axis=0), ops.take(self.user_bias, idx, axis=0)
+        )
         values, indices = ops.top_k(scores, k=k)
-        return np.asarray(ops.convert_to_numpy(values)), np.asarray(ops.convert_to_numpy(indices), dtype=np.int64)
+        return np.asarray(ops.convert_to_numpy(values)), np.asarray(
+            ops.convert_to_numpy(indices), dtype=np.int64
+        )
 
 
 def use_device_scoring(recommender: Recommender) -> DeviceCatalogue:

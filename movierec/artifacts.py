@@ -85,7 +85,9 @@ class UserRatings:
     ratings: NDArray[np.float32]
 
     @classmethod
-    def from_pairs(cls, user_idx: NDArray[Any], movie_idx: NDArray[Any], ratings: NDArray[Any], n_users: int) -> UserRatings:
+    def from_pairs(
+        cls, user_idx: NDArray[Any], movie_idx: NDArray[Any], ratings: NDArray[Any], n_users: int
+    ) -> UserRatings:
         order = np.lexsort((movie_idx, user_idx))
         counts = np.bincount(np.asarray(user_idx, dtype=np.int64), minlength=n_users)
         indptr = np.zeros(n_users + 1, dtype=np.int64)
@@ -200,7 +202,10 @@ def list_runs(output_root: Path) -> list[str]:
     return sorted(
         p.name
         for p in output_root.iterdir()
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith(TMP_PREFIX) and (p / MANIFEST).is_file()
+        if p.is_dir()
+        and not p.is_symlink()
+        and not p.name.startswith(TMP_PREFIX)
+        and (p / MANIFEST).is_file()
     )
 
 
@@ -212,10 +217,16 @@ def read_manifest(path: Path) -> Manifest:
     try:
         raw = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{manifest_path} is not valid JSON ({exc}); retrain or restore the artifact") from exc
+        raise ArtifactError(
+            f"{manifest_path} is not valid JSON ({exc}); retrain or restore the artifact"
+        ) from exc
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != SCHEMA_VERSION:
-        hint = "upgrade movierec" if isinstance(version, int) and version > SCHEMA_VERSION else "retrain the model"
+        hint = (
+            "upgrade movierec"
+            if isinstance(version, int) and version > SCHEMA_VERSION
+            else "retrain the model"
+        )
         raise ArtifactError(
             f"{manifest_path} has schema_version {version!r} but this movierec reads version {SCHEMA_VERSION}; {hint}"
         )
@@ -233,7 +244,9 @@ def load_bundle(path: str | Path, *, verify_checksums: bool = True) -> Bundle:
     """
     path = Path(path)
     if path.is_symlink() and not path.exists():
-        raise ArtifactError(f"{path} is a link to {os.readlink(path)}, which does not exist; retrain or re-point it")
+        raise ArtifactError(
+            f"{path} is a link to {os.readlink(path)}, which does not exist; retrain or re-point it"
+        )
     if not path.is_dir():
         raise ArtifactError(
             f"artifact directory {path} does not exist; train a model first (python -m training train ...)"
@@ -265,7 +278,9 @@ def load_bundle(path: str | Path, *, verify_checksums: bool = True) -> Bundle:
             keep_default_na=False,
         )
     except (OSError, ValueError, KeyError) as exc:
-        raise ArtifactError(f"cannot read artifact files in {path}: {exc}; retrain or restore the artifact") from exc
+        raise ArtifactError(
+            f"cannot read artifact files in {path}: {exc}; retrain or restore the artifact"
+        ) from exc
     _check_consistency(path, manifest, user_ids, movie_ids, catalogue, arrays, user_ratings)
     return Bundle(path, manifest, user_ids, movie_ids, catalogue, arrays, user_ratings)
 
@@ -302,4 +317,6 @@ def _check_consistency(
     ):
         problems.append("user_ratings does not match the id maps")
     if problems:
-        raise ArtifactError(f"artifact {path} is inconsistent: " + "; ".join(problems) + "; retrain the model")
+        raise ArtifactError(
+            f"artifact {path} is inconsistent: " + "; ".join(problems) + "; retrain the model"
+        )

@@ -409,7 +409,15 @@ def _load_text(
     if not problems.any():
         # e.g. lines of bare separators, which the typed read rejects and the text read skips
         return _finish(table, np.ones(len(table), dtype=bool)), 0
-    return _apply(table, problems, source.path, lines, "line", _labels(source), drop_invalid)
+    return _apply(
+        table,
+        problems,
+        path=source.path,
+        lines=lines,
+        unit="line",
+        labels=_labels(source),
+        drop_invalid=drop_invalid,
+    )
 
 
 def _read_typed(source: _TextSource) -> pd.DataFrame | None:
@@ -500,7 +508,7 @@ def _read_text(source: _TextSource) -> tuple[pd.DataFrame, NDArray[np.int64], di
     if wide:
         lines = np.delete(lines, np.asarray(sorted(wide)) - source.first_line)
     # A line with no values at all carries no rating; the typed read skips blank lines the same way.
-    empty = (table == "").to_numpy().all(axis=1) if len(table.columns) else np.zeros(len(table), dtype=bool)
+    empty = np.asarray((table == "").to_numpy(dtype=bool).all(axis=1), dtype=bool)
     if empty.any():
         logger.debug("%s: skipped %d empty lines", source.path, int(empty.sum()))
         table = table.loc[~empty].reset_index(drop=True)
@@ -512,7 +520,7 @@ def _malformed_separators(table: pd.DataFrame, source: _TextSource) -> NDArray[n
     if not source.separator_fields:
         return None
     columns = [f"_sep{field}" for field in source.separator_fields]
-    return (table[columns] != "").to_numpy().any(axis=1)
+    return np.asarray((table[columns] != "").to_numpy(dtype=bool).any(axis=1), dtype=bool)
 
 
 def _load_parquet(
@@ -545,7 +553,9 @@ def _load_parquet(
     if not problems.any():
         return _finish(table, np.ones(len(table), dtype=bool)), 0
     rows = np.arange(1, len(table) + 1, dtype=np.int64)
-    return _apply(table, problems, path, rows, "row", dict(fields), drop_invalid)
+    return _apply(
+        table, problems, path=path, lines=rows, unit="row", labels=dict(fields), drop_invalid=drop_invalid
+    )
 
 
 def _parse_integers(series: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]:
@@ -679,6 +689,7 @@ def _duplicates(
 def _apply(
     table: pd.DataFrame,
     problems: _Problems,
+    *,
     path: Path,
     lines: NDArray[np.int64],
     unit: str,
@@ -811,14 +822,13 @@ def _read_movies_csv(path: Path, drop_invalid: bool) -> pd.DataFrame:
             f"{path}: missing column(s) {', '.join(map(repr, missing))} in the movies file; expected "
             f"movieId,title,genres, found {', '.join(map(repr, frame.columns))}"
         )
-    lines = list(range(2, len(frame) + 2))
     return _movies_frame(
         frame["movieId"].fillna("").tolist(),
         frame["title"].fillna("").tolist(),
         frame["genres"].fillna("").tolist(),
-        lines,
-        path,
-        drop_invalid,
+        lines=list(range(2, len(frame) + 2)),
+        path=path,
+        drop_invalid=drop_invalid,
     )
 
 
@@ -839,7 +849,7 @@ def _read_movies_dat(path: Path, drop_invalid: bool) -> pd.DataFrame:
         titles.append(title)
         genres.append(genre_text)
         lines.append(number)
-    return _movies_frame(ids, titles, genres, lines, path, drop_invalid)
+    return _movies_frame(ids, titles, genres, lines=lines, path=path, drop_invalid=drop_invalid)
 
 
 def _read_movies_100k(path: Path, drop_invalid: bool) -> pd.DataFrame:
@@ -866,11 +876,11 @@ def _read_movies_100k(path: Path, drop_invalid: bool) -> pd.DataFrame:
         titles.append("|".join(fields[1 : -(n_flags + 3)]))
         genres.append("|".join(names))
         lines.append(number)
-    return _movies_frame(ids, titles, genres, lines, path, drop_invalid)
+    return _movies_frame(ids, titles, genres, lines=lines, path=path, drop_invalid=drop_invalid)
 
 
 def _movies_frame(
-    ids: list[str], titles: list[str], genres: list[str], lines: list[int], path: Path, drop_invalid: bool
+    ids: list[str], titles: list[str], genres: list[str], *, lines: list[int], path: Path, drop_invalid: bool
 ) -> pd.DataFrame:
     id_text = pd.Series(ids, dtype=str)
     whole = id_text.str.fullmatch(_INTEGER_RE).to_numpy(dtype=bool, na_value=False)

@@ -126,7 +126,9 @@ class Recommender:
 
     # ---- predictions ----------------------------------------------------------------------------------
 
-    def predict(self, user_ids: NDArray[np.int64], movie_ids: NDArray[np.int64], *, strict: bool = False) -> Predictions:
+    def predict(
+        self, user_ids: NDArray[np.int64], movie_ids: NDArray[np.int64], *, strict: bool = False
+    ) -> Predictions:
         """Ratings for raw id pairs; unknown ids get the fallback (or raise with `strict`)."""
         u_idx = self.bundle.user_ids.index_of(user_ids)
         m_idx = self.bundle.movie_ids.index_of(movie_ids)
@@ -169,7 +171,9 @@ class Recommender:
         mask = self.candidate_mask(genres, min_ratings)
         u = self.user_index(user_id)
         if u is None:
-            return self._rank("cold_start", self._cold_start_raw.copy(), mask, None, k, self._cold_start_ratings)
+            return self._rank(
+                "cold_start", self._cold_start_raw.copy(), mask, None, k, self._cold_start_ratings
+            )
         raw = self.scorer.raw_catalogue(self.scorer.user_factors[u], float(self.scorer.user_bias[u]))
         rated = self.bundle.user_ratings.movies_of(u) if exclude_rated else None
         return self._rank("personalized", raw, mask, rated, k)
@@ -188,12 +192,16 @@ class Recommender:
         Movies unknown to the model cannot inform the fold-in: they are left out and reported in `ignored`.
         """
         if len(np.unique(movie_ids)) != len(movie_ids):
-            dup = int(movie_ids[np.flatnonzero(np.bincount(np.unique(movie_ids, return_inverse=True)[1]) > 1)[0]])
+            dup = int(
+                movie_ids[np.flatnonzero(np.bincount(np.unique(movie_ids, return_inverse=True)[1]) > 1)[0]]
+            )
             raise InvalidRequestError(f"movie_id {dup} is rated more than once; give each movie one rating")
         lo, hi = self.scorer.head.min_rating, self.scorer.head.max_rating
         bad = ~np.isfinite(ratings) | (ratings < lo) | (ratings > hi)
         if bad.any():
-            raise InvalidRequestError(f"rating {float(ratings[bad][0])} is outside the rating scale [{lo}, {hi}]")
+            raise InvalidRequestError(
+                f"rating {float(ratings[bad][0])} is outside the rating scale [{lo}, {hi}]"
+            )
         m_idx = self.bundle.movie_ids.index_of(movie_ids)
         known = m_idx >= 0
         if not known.any():

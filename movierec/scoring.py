@@ -239,7 +239,7 @@ class Scorer:
 def top_k_indices(scores: NDArray[Any], k: int) -> I64:
     """Indices of the k largest finite scores, best first, without a full sort."""
     valid = np.count_nonzero(np.isfinite(scores))
-    k = min(k, valid)
+    k = min(k, int(valid))
     if k <= 0:
         return np.empty(0, dtype=np.int64)
     if k < scores.size:

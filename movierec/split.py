@@ -26,7 +26,9 @@ def temporal_split_mask(ratings: pd.DataFrame, train_fraction: float = 0.8) -> N
     Each user keeps their earliest `floor(train_fraction * n_u)` ratings (at least one) in train; ties in
     timestamp are broken by file order so the split is deterministic.
     """
-    order = np.lexsort((np.arange(len(ratings)), ratings["timestamp"].to_numpy(), ratings["user_id"].to_numpy()))
+    order = np.lexsort(
+        (np.arange(len(ratings)), ratings["timestamp"].to_numpy(), ratings["user_id"].to_numpy())
+    )
     users_sorted = ratings["user_id"].to_numpy()[order]
     starts = np.r_[0, np.flatnonzero(users_sorted[1:] != users_sorted[:-1]) + 1]
     counts = np.diff(np.r_[starts, users_sorted.size])
@@ -38,7 +40,9 @@ def temporal_split_mask(ratings: pd.DataFrame, train_fraction: float = 0.8) -> N
     return mask
 
 
-def split_mask(ratings: pd.DataFrame, kind: SplitKind, seed: int, train_fraction: float = 0.8) -> NDArray[np.bool_]:
+def split_mask(
+    ratings: pd.DataFrame, kind: SplitKind, seed: int, train_fraction: float = 0.8
+) -> NDArray[np.bool_]:
     """Train mask for the named split."""
     if kind == "random":
         return random_split_mask(len(ratings), seed, train_fraction)

@@ -21,9 +21,14 @@ def test_device_catalogue_matches_numpy_scores_and_top_k(tiny_bundle_dir: Path) 
     users = np.arange(min(5, scorer.n_users), dtype=np.int64)
     expected = [scorer.raw_catalogue(scorer.user_factors[u], float(scorer.user_bias[u])) for u in users]
     device = DeviceCatalogue(scorer)
-    values, indices = device.top_k_users(users, k=5)
+    _, indices = device.top_k_users(users, k=5)
     for row, u in enumerate(users):
-        np.testing.assert_allclose(device.raw_catalogue(scorer.user_factors[u], float(scorer.user_bias[u])), expected[row], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            device.raw_catalogue(scorer.user_factors[u], float(scorer.user_bias[u])),
+            expected[row],
+            rtol=1e-5,
+            atol=1e-5,
+        )
         np.testing.assert_array_equal(indices[row], top_k_indices(expected[row], 5))
     before = recommender.recommend(int(recommender.bundle.user_ids.ids[0]), 5).movie_index
     use_device_scoring(recommender)

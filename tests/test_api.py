@@ -55,7 +55,10 @@ def test_predict_single_pair_is_in_scale_and_marked_known(client: TestClient, bu
 
 
 def test_predict_batch_matches_single_predictions(client: TestClient, bundle) -> None:
-    pairs = [{"user_id": int(u), "movie_id": int(m)} for u, m in zip(bundle.user_ids.ids[:5], bundle.movie_ids.ids[:5])]
+    pairs = [
+        {"user_id": int(u), "movie_id": int(m)}
+        for u, m in zip(bundle.user_ids.ids[:5], bundle.movie_ids.ids[:5], strict=True)
+    ]
     batch = client.post("/predict", json={"instances": pairs}).json()["predictions"]
     singles = [client.post("/predict", json=p).json() for p in pairs]
     assert [b["predicted_rating"] for b in batch] == [s["predicted_rating"] for s in singles]
@@ -70,10 +73,16 @@ def test_predict_unknown_ids_fall_back_and_are_flagged(client: TestClient, bundl
 
 def test_predict_strict_turns_unknown_ids_into_404(client: TestClient, bundle) -> None:
     movie = int(bundle.movie_ids.ids[0])
-    body = _error(client.post("/predict?strict=true", json={"user_id": 999_999, "movie_id": movie}), 404, "unknown_user")
+    body = _error(
+        client.post("/predict?strict=true", json={"user_id": 999_999, "movie_id": movie}), 404, "unknown_user"
+    )
     assert "999999" in body["detail"]
     user = int(bundle.user_ids.ids[0])
-    _error(client.post("/predict", json={"user_id": user, "movie_id": 888_888, "strict": True}), 404, "unknown_movie")
+    _error(
+        client.post("/predict", json={"user_id": user, "movie_id": 888_888, "strict": True}),
+        404,
+        "unknown_movie",
+    )
 
 
 def test_predict_oversized_batch_is_422(client: TestClient) -> None:
@@ -92,7 +101,9 @@ def test_predict_oversized_batch_is_422(client: TestClient) -> None:
         ({"user_id": 1, "movie_id": 10**30}, "movie_id"),
     ],
 )
-def test_predict_malformed_payload_is_422_naming_the_field(client: TestClient, payload: dict, field: str) -> None:
+def test_predict_malformed_payload_is_422_naming_the_field(
+    client: TestClient, payload: dict, field: str
+) -> None:
     body = _error(client.post("/predict", json=payload), 422, "validation_error")
     assert field in body["detail"]
 
@@ -120,7 +131,10 @@ def test_recommend_include_rated_can_return_rated_movies(client: TestClient, bun
 
 
 def test_recommend_differs_between_users(client: TestClient, bundle) -> None:
-    lists = {tuple(i["movie_id"] for i in client.get(f"/recommend/{int(u)}?k=5").json()["items"]) for u in bundle.user_ids.ids[:6]}
+    lists = {
+        tuple(i["movie_id"] for i in client.get(f"/recommend/{int(u)}?k=5").json()["items"])
+        for u in bundle.user_ids.ids[:6]
+    }
     assert len(lists) > 1
 
 
@@ -149,7 +163,7 @@ def test_recommend_errors(client: TestClient) -> None:
 
 def test_fold_in_recommends_unrated_movies_and_reports_unknown_ones(client: TestClient, bundle) -> None:
     movies = [int(m) for m in bundle.movie_ids.ids[:4]]
-    ratings = [{"movie_id": m, "rating": r} for m, r in zip(movies, [5, 4.5, 1, 2])]
+    ratings = [{"movie_id": m, "rating": r} for m, r in zip(movies, [5, 4.5, 1, 2], strict=True)]
     ratings.append({"movie_id": 123_456_789, "rating": 4})
     body = client.post("/recommend", json={"ratings": ratings, "k": 5}).json()
     assert body["strategy"] == "fold_in" and len(body["items"]) == 5
@@ -161,13 +175,24 @@ def test_fold_in_errors(client: TestClient, bundle) -> None:
     movie = int(bundle.movie_ids.ids[0])
     _error(client.post("/recommend", json={"ratings": []}), 422, "validation_error")
     body = _error(
-        client.post("/recommend", json={"ratings": [{"movie_id": movie, "rating": 4}, {"movie_id": movie, "rating": 3}]}),
+        client.post(
+            "/recommend",
+            json={"ratings": [{"movie_id": movie, "rating": 4}, {"movie_id": movie, "rating": 3}]},
+        ),
         422,
         "invalid_request",
     )
     assert str(movie) in body["detail"]
-    _error(client.post("/recommend", json={"ratings": [{"movie_id": movie, "rating": 9}]}), 422, "invalid_request")
-    _error(client.post("/recommend", json={"ratings": [{"movie_id": 123_456_789, "rating": 4}]}), 422, "invalid_request")
+    _error(
+        client.post("/recommend", json={"ratings": [{"movie_id": movie, "rating": 9}]}),
+        422,
+        "invalid_request",
+    )
+    _error(
+        client.post("/recommend", json={"ratings": [{"movie_id": 123_456_789, "rating": 4}]}),
+        422,
+        "invalid_request",
+    )
 
 
 # ---- /movies -----------------------------------------------------------------------------------------------
@@ -205,7 +230,9 @@ def test_health_ready_model_and_metrics(client: TestClient, bundle) -> None:
     ready = client.get("/ready").json()
     assert ready == {"status": "ready", "run_id": bundle.manifest.run_id}
     info = client.get("/model").json()
-    assert info["run_id"] == bundle.manifest.run_id and info["model_kind"] == "bias" and info["device"] == "cpu"
+    assert (
+        info["run_id"] == bundle.manifest.run_id and info["model_kind"] == "bias" and info["device"] == "cpu"
+    )
     assert {"rmse", "mae"} <= set(info["metrics"]) and info["data"]["sha256"]
     client.get("/recommend/1")
     text = client.get("/metrics").text

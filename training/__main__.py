@@ -1,9 +1,9 @@
 """Command line of the trainer.
 
-    python -m training download ml-latest-small [--data-root data]
-    python -m training train --data DIR --model {dot,bias,nn,svdpp} [--output-dir models] [--no-refit] ...
-    python -m training analyze models/latest [--predict USER_ID MOVIE_ID] [--plot curves.png]
-    python -m training synth --out DIR --users N --movies M --ratings R
+python -m training download ml-latest-small [--data-root data]
+python -m training train --data DIR --model {dot,bias,nn,svdpp} [--output-dir models] [--no-refit] ...
+python -m training analyze models/latest [--predict USER_ID MOVIE_ID] [--plot curves.png]
+python -m training synth --out DIR --users N --movies M --ratings R
 """
 
 from __future__ import annotations
@@ -25,12 +25,16 @@ def _parser() -> argparse.ArgumentParser:
 
     dl = sub.add_parser("download", help="download and unpack a GroupLens MovieLens data set")
     dl.add_argument("name", help="e.g. ml-latest-small, ml-100k, ml-1m, ml-25m")
-    dl.add_argument("--data-root", type=Path, default=None, help="where to unpack (default: $MOVIEREC_DATA_ROOT or data/)")
+    dl.add_argument(
+        "--data-root", type=Path, default=None, help="where to unpack (default: $MOVIEREC_DATA_ROOT or data/)"
+    )
 
     tr = sub.add_parser("train", help="train a model and write a versioned artifact")
     tr.add_argument("--data", type=Path, required=True, help="MovieLens directory, or a single ratings file")
     tr.add_argument("--model", choices=["dot", "bias", "nn", "svdpp"], default="bias")
-    tr.add_argument("--output-dir", type=Path, default=None, help="model root (default: $MOVIEREC_OUTPUT_DIR or models/)")
+    tr.add_argument(
+        "--output-dir", type=Path, default=None, help="model root (default: $MOVIEREC_OUTPUT_DIR or models/)"
+    )
     tr.add_argument("--seed", type=int, default=None)
     tr.add_argument("--split", choices=["random", "temporal"], default=None)
     tr.add_argument("--epochs", type=int, default=None, help="upper bound on epochs (early stopping chooses)")
@@ -39,11 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--factors", type=int, default=None, help="embedding width")
     tr.add_argument("--l2", type=float, default=None, help="L2 penalty on the embeddings")
     tr.add_argument("--no-refit", action="store_true", help="keep the model fitted on the train split only")
-    tr.add_argument("--drop-invalid", action="store_true", help="drop invalid rows (reported) instead of failing")
+    tr.add_argument(
+        "--drop-invalid", action="store_true", help="drop invalid rows (reported) instead of failing"
+    )
     tr.add_argument("--user-col", default="userId", help="single-file input: user id column")
     tr.add_argument("--movie-col", default="movieId", help="single-file input: movie id column")
     tr.add_argument("--rating-col", default="rating", help="single-file input: rating column")
-    tr.add_argument("--timestamp-col", default="timestamp", help="single-file input: timestamp column ('' for none)")
+    tr.add_argument(
+        "--timestamp-col", default="timestamp", help="single-file input: timestamp column ('' for none)"
+    )
     tr.add_argument("--movies", type=Path, default=None, help="single-file input: a movies.csv for titles")
     tr.add_argument("--quiet", action="store_true", help="one line per epoch instead of the progress bar")
 
@@ -52,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--predict", type=int, nargs=2, metavar=("USER_ID", "MOVIE_ID"))
     an.add_argument("--limit", type=int, default=15)
     an.add_argument("--most-rated", type=int, default=2000)
-    an.add_argument("--plot", type=Path, default=None, help="write learning curves and the bias ranking as PNG")
+    an.add_argument(
+        "--plot", type=Path, default=None, help="write learning curves and the bias ranking as PNG"
+    )
 
     sy = sub.add_parser("synth", help="generate synthetic ratings with planted low-rank structure")
     sy.add_argument("--out", type=Path, required=True)
@@ -69,7 +79,9 @@ def _cmd_download(args: argparse.Namespace, settings: TrainerSettings) -> int:
     from training.download import download_dataset
 
     root = args.data_root or settings.data_root
-    path = download_dataset(args.name, root, base_url=settings.data_base_url, timeout=settings.download_timeout)
+    path = download_dataset(
+        args.name, root, base_url=settings.data_base_url, timeout=settings.download_timeout
+    )
     print(path)
     return 0
 
@@ -91,13 +103,17 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
         }.items()
         if value is not None
     }
-    model_fields = {k: v for k, v in {"n_factors": args.factors, "l2_factors": args.l2}.items() if v is not None}
+    model_fields = {
+        k: v for k, v in {"n_factors": args.factors, "l2_factors": args.l2}.items() if v is not None
+    }
     if args.no_refit:
         overrides["refit"] = False
     config = TrainConfig.for_kind(args.model, model_fields=model_fields, **overrides)
     if args.data.is_file():
         columns = ColumnNames(args.user_col, args.movie_col, args.rating_col, args.timestamp_col or None)
-        data = load_ratings(args.data, drop_invalid=args.drop_invalid, columns=columns, movies_path=args.movies)
+        data = load_ratings(
+            args.data, drop_invalid=args.drop_invalid, columns=columns, movies_path=args.movies
+        )
     else:
         data = load_ratings(args.data, drop_invalid=args.drop_invalid)
     if data.dropped_rows:
@@ -129,7 +145,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.artifact)
     recommender = Recommender(bundle)
     manifest = bundle.manifest
-    print(f"artifact {bundle.path} ({manifest.model_kind}, held-out RMSE {manifest.metrics.get('rmse', float('nan')):.4f})")
+    print(
+        f"artifact {bundle.path} ({manifest.model_kind}, held-out RMSE {manifest.metrics.get('rmse', float('nan')):.4f})"
+    )
     if recommender.scorer.has_bias:
         print(bias_report(recommender, args.limit, args.most_rated))
     else:
@@ -140,7 +158,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
         pred = recommender.predict(np.array([user_id]), np.array([movie_id]))
         note = " (fallback: unknown id)" if pred.fallback[0] else ""
-        title = recommender.titles[recommender.movie_index(movie_id)] if pred.movie_known[0] else "unknown movie"
+        title = (
+            recommender.titles[recommender.movie_index(movie_id)] if pred.movie_known[0] else "unknown movie"
+        )
         print(f"\nuser {user_id}, movie {movie_id} ({title}): predicted rating {pred.ratings[0]:.2f}{note}")
     if args.plot:
         plot(recommender, manifest, args.plot, args.limit, args.most_rated)
@@ -152,8 +172,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from training.synth import SynthSpec, write_synthetic
 
     spec = SynthSpec(
-        n_users=args.users, n_movies=args.movies, n_ratings=args.ratings, n_factors=args.factors,
-        noise=args.noise, seed=args.seed,
+        n_users=args.users,
+        n_movies=args.movies,
+        n_ratings=args.ratings,
+        n_factors=args.factors,
+        noise=args.noise,
+        seed=args.seed,
     )
     report = write_synthetic(spec, args.out)
     print(report)

@@ -12,7 +12,9 @@ def format_ranking(recommender: Recommender, ranked: Ranked, heading: str) -> st
     """A plain-text table of a bias ranking."""
     lines = [heading]
     for idx, bias in zip(ranked.movie_index, ranked.scores, strict=True):
-        lines.append(f"  {bias:+.3f}  {int(recommender.n_ratings[idx]):5d} ratings  {recommender.titles[idx]}")
+        lines.append(
+            f"  {bias:+.3f}  {int(recommender.n_ratings[idx]):5d} ratings  {recommender.titles[idx]}"
+        )
     return "\n".join(lines)
 
 
@@ -22,13 +24,19 @@ def bias_report(recommender: Recommender, limit: int = 15, most_rated: int = 200
     high = recommender.bias_ranking("desc", limit, most_rated)
     return "\n\n".join(
         [
-            format_ranking(recommender, low, f"{limit} lowest movie biases among the {most_rated} most-rated:"),
-            format_ranking(recommender, high, f"{limit} highest movie biases among the {most_rated} most-rated:"),
+            format_ranking(
+                recommender, low, f"{limit} lowest movie biases among the {most_rated} most-rated:"
+            ),
+            format_ranking(
+                recommender, high, f"{limit} highest movie biases among the {most_rated} most-rated:"
+            ),
         ]
     )
 
 
-def plot(recommender: Recommender, manifest: Manifest, path: Path, limit: int = 15, most_rated: int = 2000) -> None:
+def plot(
+    recommender: Recommender, manifest: Manifest, path: Path, limit: int = 15, most_rated: int = 2000
+) -> None:
     """Learning curves (train/validation RMSE per epoch) and, for bias models, the bias ranking."""
     import matplotlib
 
@@ -44,7 +52,9 @@ def plot(recommender: Recommender, manifest: Manifest, path: Path, limit: int = 
             ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("RMSE")
-    ax.set_title(f"{manifest.model_kind}: learning curves (held-out RMSE {manifest.metrics.get('rmse', float('nan')):.4f})")
+    ax.set_title(
+        f"{manifest.model_kind}: learning curves (held-out RMSE {manifest.metrics.get('rmse', float('nan')):.4f})"
+    )
     ax.legend()
     if has_bias:
         low = recommender.bias_ranking("asc", limit, most_rated)
@@ -52,7 +62,9 @@ def plot(recommender: Recommender, manifest: Manifest, path: Path, limit: int = 
         idx = list(low.movie_index) + list(high.movie_index)[::-1]
         values = list(low.scores) + list(high.scores)[::-1]
         ax2 = axes[0][1]
-        ax2.barh(range(len(idx)), values, color=["tab:red"] * len(low.scores) + ["tab:green"] * len(high.scores))
+        ax2.barh(
+            range(len(idx)), values, color=["tab:red"] * len(low.scores) + ["tab:green"] * len(high.scores)
+        )
         ax2.set_yticks(range(len(idx)), [recommender.titles[i][:40] for i in idx], fontsize=7)
         ax2.set_title(f"movie bias, lowest and highest among the {most_rated} most-rated")
     fig.tight_layout()

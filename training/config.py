@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,9 +42,9 @@ class TrainConfig(BaseModel):
     def for_kind(cls, kind: ModelKind, **overrides: object) -> TrainConfig:
         """The tuned defaults of a model kind, with explicit overrides on top."""
         defaults = KIND_DEFAULTS[kind]
-        model_fields = {**defaults.get("model", {}), **overrides.pop("model_fields", {})}  # type: ignore[dict-item]
+        model_fields: dict[str, Any] = {**defaults.get("model", {}), **overrides.pop("model_fields", {})}  # type: ignore[dict-item]
         top = {k: v for k, v in defaults.items() if k != "model"}
-        return cls(model=ModelConfig(kind=kind, **model_fields), **{**top, **overrides})
+        return cls.model_validate({"model": {"kind": kind, **model_fields}, **top, **overrides})
 
 
 class TrainerSettings(BaseSettings):

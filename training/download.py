@@ -179,9 +179,8 @@ def _fetch_text(url: str, name: str, timeout: float) -> str:
 def _parse_md5(text: str, url: str) -> str:
     """The digest out of an MD5 sidecar: bare hex, ``md5sum`` output or BSD ``MD5 (file) = hex``."""
     for line in text.splitlines():
-        line = line.strip()
         for pattern in _MD5_FORMATS:
-            match = pattern.match(line)
+            match = pattern.match(line.strip())
             if match:
                 return match.group("md5").lower()
     raise DownloadError(f"{url} holds no MD5 checksum I can read (got {text[:100]!r})")

@@ -237,7 +237,7 @@ def _write_files(fitted: FittedModel, movies: pd.DataFrame) -> Callable[[Path], 
     def write(directory: Path) -> None:
         indexed = fitted.indexed
         fitted.model.save(directory / MODEL_FILE)
-        np.savez(directory / SCORING_FILE, **fitted.arrays)
+        np.savez(directory / SCORING_FILE, **fitted.arrays)  # type: ignore[arg-type]
         indexed.users.save(directory / USER_IDS_FILE)
         indexed.movies.save(directory / MOVIE_IDS_FILE)
         catalogue_frame(indexed, movies).to_csv(directory / CATALOGUE_FILE, index=False)

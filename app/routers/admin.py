@@ -23,7 +23,9 @@ def require_admin(
 ) -> None:
     """Constant-time comparison with MOVIEREC_ADMIN_TOKEN; without a configured token the endpoint is off."""
     if settings.admin_token is None or not settings.admin_token.get_secret_value():
-        raise ApiError(403, "admin_disabled", "admin endpoints are disabled: set MOVIEREC_ADMIN_TOKEN to enable them")
+        raise ApiError(
+            403, "admin_disabled", "admin endpoints are disabled: set MOVIEREC_ADMIN_TOKEN to enable them"
+        )
     expected = settings.admin_token.get_secret_value().encode()
     given = credentials.credentials.encode() if credentials is not None else b""
     if not hmac.compare_digest(given, expected):
@@ -35,13 +37,17 @@ def require_admin(
     response_model=ReloadResponse,
     dependencies=[Depends(require_admin)],
     responses={
+        400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
     },
 )
-def reload(holder: HolderDep, settings: SettingsDep, metrics: MetricsDep, body: ReloadRequest | None = None) -> ReloadResponse:
+def reload(
+    holder: HolderDep, settings: SettingsDep, metrics: MetricsDep, body: ReloadRequest | None = None
+) -> ReloadResponse:
     """Load a run by id (default: `latest`), validate it, and swap it in; a bad run leaves the old one serving."""
     # Plain def: loading reads files and builds arrays, so it runs in the threadpool, not on the event loop.
     run_id = body.run_id if body is not None else None

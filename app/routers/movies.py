@@ -21,7 +21,11 @@ router = APIRouter(prefix="/movies", tags=["movies"])
 MovieId = Annotated[int, Path(ge=1, le=2**53 - 1, examples=[1])]
 
 
-@router.get("/bias-ranking", response_model=BiasRankingResponse, responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+@router.get(
+    "/bias-ranking",
+    response_model=BiasRankingResponse,
+    responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
 async def bias_ranking(
     loaded: LoadedDep,
     settings: SettingsDep,
@@ -45,7 +49,11 @@ async def bias_ranking(
     return BiasRankingResponse(order=order, most_rated=most_rated, items=items)
 
 
-@router.get("/{movie_id}", response_model=MovieResponse, responses={404: {"model": ErrorResponse}})
+@router.get(
+    "/{movie_id}",
+    response_model=MovieResponse,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
 async def movie(movie_id: MovieId, loaded: LoadedDep) -> MovieResponse:
     """A catalogue entry with rating count, mean rating and learned bias."""
     info = loaded.recommender.movie_info(movie_id)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from fastapi import APIRouter, Query
 
 from app.dependencies import LoadedDep, SettingsDep, check_limit
-from app.schemas import ErrorResponse, Prediction, PredictBatchResponse, PredictRequest
+from app.schemas import ErrorResponse, PredictBatchResponse, Prediction, PredictRequest
 
 router = APIRouter(tags=["predictions"])
 
-_ERRORS = {404: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+# 400: a body that is not even text (invalid UTF-8); 413: over MOVIEREC_MAX_BODY_BYTES.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+    413: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+}
 
 
 @router.post("/predict", response_model=Prediction | PredictBatchResponse, responses=_ERRORS)
@@ -34,11 +42,20 @@ async def predict(
     preds = loaded.recommender.predict(users, movies, strict=strict)
     items = [
         Prediction(
-            user_id=u, movie_id=m, predicted_rating=round(r, 4), user_known=uk, movie_known=mk, fallback=not (uk and mk)
+            user_id=u,
+            movie_id=m,
+            predicted_rating=round(r, 4),
+            user_known=uk,
+            movie_known=mk,
+            fallback=not (uk and mk),
         )
         for u, m, r, uk, mk in zip(
-            users.tolist(), movies.tolist(), preds.ratings.tolist(), preds.user_known.tolist(),
-            preds.movie_known.tolist(), strict=True,
+            users.tolist(),
+            movies.tolist(),
+            preds.ratings.tolist(),
+            preds.user_known.tolist(),
+            preds.movie_known.tolist(),
+            strict=True,
         )
     ]
     if body.instances is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Path, Query
@@ -13,7 +13,9 @@ from movierec.recommender import Ranked, Recommender
 
 router = APIRouter(tags=["recommendations"])
 
-_ERRORS = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+_ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+# The body route also answers 400 (a body that is not even text) and 413 (over MOVIEREC_MAX_BODY_BYTES).
+_BODY_ERRORS = {**_ERRORS, 400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
 
 
 def _items(recommender: Recommender, ranked: Ranked) -> list[RecommendedMovie]:
@@ -36,24 +38,32 @@ async def recommend_for_user(
     k: Annotated[int, Query(ge=1, description="list length (at most MOVIEREC_MAX_K)")] = 10,
     exclude_rated: bool = True,
     genre: Annotated[list[str] | None, Query(description="repeatable; movies of any of these genres")] = None,
-    min_ratings: Annotated[int, Query(ge=0, le=2**31 - 1, description="only movies rated at least this often")] = 0,
+    min_ratings: Annotated[
+        int, Query(ge=0, le=2**31 - 1, description="only movies rated at least this often")
+    ] = 0,
 ) -> RecommendResponse:
     """Top-k movies for a user: personalised when the user is known, the cold-start list otherwise."""
     check_limit("k", k, settings.max_k)
     recommender = loaded.recommender
-    ranked = recommender.recommend(user_id, k, exclude_rated=exclude_rated, genres=genre, min_ratings=min_ratings)
-    return RecommendResponse(user_id=user_id, strategy=ranked.strategy, items=_items(recommender, ranked))  # type: ignore[arg-type]
+    ranked = recommender.recommend(
+        user_id, k, exclude_rated=exclude_rated, genres=genre, min_ratings=min_ratings
+    )
+    return RecommendResponse(user_id=user_id, strategy=ranked.strategy, items=_items(recommender, ranked))
 
 
-@router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
-async def recommend_for_ratings(body: FoldInRequest, loaded: LoadedDep, settings: SettingsDep) -> RecommendResponse:
+@router.post("/recommend", response_model=RecommendResponse, responses=_BODY_ERRORS)
+async def recommend_for_ratings(
+    body: FoldInRequest, loaded: LoadedDep, settings: SettingsDep
+) -> RecommendResponse:
     """Top-k for a new or anonymous user from their ratings, folded in without retraining."""
     check_limit("k", body.k, settings.max_k)
     check_limit("ratings", len(body.ratings), settings.max_fold_in_ratings)
     recommender = loaded.recommender
     movies = np.array([r.movie_id for r in body.ratings], dtype=np.int64)
     ratings = np.array([r.rating for r in body.ratings], dtype=np.float32)
-    ranked = recommender.recommend_for_ratings(movies, ratings, body.k, genres=body.genre, min_ratings=body.min_ratings)
+    ranked = recommender.recommend_for_ratings(
+        movies, ratings, body.k, genres=body.genre, min_ratings=body.min_ratings
+    )
     return RecommendResponse(
         strategy="fold_in", items=_items(recommender, ranked), ignored_movie_ids=ranked.ignored
     )

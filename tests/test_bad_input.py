@@ -1,0 +1,275 @@
+"""Bad input: every malformed or out-of-range request has one defined 4xx status, an error code and a reason.
+
+`test_api.py` holds the basic client errors of each endpoint; this module walks the full list of the
+reliability issue (wrong types, negative or huge ids, extreme k, empty or oversized batches, bodies over the
+size limit, invalid JSON, unknown genres, NaN/inf and duplicate fold-in ratings) and checks that none of them
+reaches a 5xx or an error body other than `{"detail", "code"}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from movierec.artifacts import Bundle, load_bundle
+
+MAX_K, MAX_BATCH, MAX_FOLD_IN, MAX_BODY = 20, 50, 30, 4096
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def client(tiny_bundle_dir: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        model_dir=tiny_bundle_dir,
+        max_k=MAX_K,
+        max_batch=MAX_BATCH,
+        max_fold_in_ratings=MAX_FOLD_IN,
+        max_body_bytes=MAX_BODY,
+        device="cpu",
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle_dir: Path) -> Bundle:
+    return load_bundle(tiny_bundle_dir)
+
+
+def _error(response: Any, status: int, code: str, *fragments: str) -> dict[str, str]:
+    """The response is `status` with the JSON error body of `code`, and its detail names each fragment."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"detail", "code"}, body
+    assert body["code"] == code, body
+    for fragment in fragments:
+        assert fragment in body["detail"], (fragment, body["detail"])
+    return body
+
+
+# ---- wrong types and out-of-range ids ------------------------------------------------------------------------
+
+BIG = 2**53  # one above the largest id the schema accepts (ids stay exact in every JSON client)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"user_id": "1", "movie_id": 1}, "user_id"),  # numeric string: ids are strict integers
+        ({"user_id": 1.0, "movie_id": 1}, "user_id"),  # float
+        ({"user_id": True, "movie_id": 1}, "user_id"),  # bool is not an id
+        ({"user_id": None, "movie_id": 1}, "body"),  # null id: not a complete pair
+        ({"user_id": [1], "movie_id": 1}, "user_id"),
+        ({"user_id": 1, "movie_id": 0}, "movie_id"),
+        ({"user_id": 1, "movie_id": -1}, "movie_id"),
+        ({"user_id": BIG, "movie_id": 1}, "user_id"),
+        ({"user_id": 1, "movie_id": 1, "strict": "maybe"}, "strict"),
+        ({"user_id": 1, "movie_id": 1, "extra": 1}, "extra"),  # unknown fields are refused, not ignored
+        ({"user_id": 1, "movie_id": 1, "instances": [{"user_id": 1, "movie_id": 1}]}, "either"),
+        ({"instances": [{"user_id": 1}]}, "instances.0.movie_id"),
+        ({"instances": {"user_id": 1, "movie_id": 1}}, "instances"),
+        ({"instances": None}, "body"),
+    ],
+)
+def test_predict_wrong_types_and_ranges_are_422(client: TestClient, payload: dict, field: str) -> None:
+    _error(client.post("/predict", json=payload), 422, "validation_error", field)
+
+
+@pytest.mark.parametrize("raw_body", ["[]", "1", '"text"', "null"])
+def test_predict_non_object_body_is_422(client: TestClient, raw_body: str) -> None:
+    _error(client.post("/predict", content=raw_body, headers=JSON), 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/recommend/0", "/recommend/-5", f"/recommend/{BIG}", f"/recommend/{10**40}", "/recommend/1.5",
+     "/movies/0", f"/movies/{BIG}", "/movies/-1/similar", "/movies/abc/similar"],
+)
+def test_path_ids_out_of_range_or_not_integers_are_422(client: TestClient, path: str) -> None:
+    _error(client.get(path), 422, "validation_error")
+
+
+def test_huge_but_valid_ids_are_unknown_not_errors(client: TestClient) -> None:
+    """The largest accepted id is a valid request: a fallback prediction, a cold-start list, or 404 when strict."""
+    top = BIG - 1
+    body = client.post("/predict", json={"user_id": top, "movie_id": top}).json()
+    assert body["fallback"] and not body["user_known"] and not body["movie_known"]
+    assert client.get(f"/recommend/{top}").json()["strategy"] == "cold_start"
+    _error(client.post("/predict", json={"user_id": top, "movie_id": top, "strict": True}), 404, "unknown_user")
+    _error(client.get(f"/movies/{top}"), 404, "unknown_movie", str(top))
+    _error(client.get(f"/movies/{top}/similar"), 404, "unknown_movie")
+
+
+# ---- k, limits and batch sizes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [0, -1])
+def test_k_below_one_is_422(client: TestClient, bundle: Bundle, k: int) -> None:
+    movie = int(bundle.movie_ids.ids[0])
+    _error(client.get(f"/recommend/1?k={k}"), 422, "validation_error", "k")
+    _error(client.get(f"/movies/{movie}/similar?k={k}"), 422, "validation_error", "k")
+    _error(client.get(f"/movies/bias-ranking?limit={k}"), 422, "validation_error", "limit")
+    fold_in = {"ratings": [{"movie_id": movie, "rating": 4}], "k": k}
+    _error(client.post("/recommend", json=fold_in), 422, "validation_error", "k")
+
+
+@pytest.mark.parametrize("k", [MAX_K + 1, 10**9, 10**30])
+def test_k_above_the_configured_maximum_is_422(client: TestClient, bundle: Bundle, k: int) -> None:
+    movie = int(bundle.movie_ids.ids[0])
+    _error(client.get(f"/recommend/1?k={k}"), 422, "limit_exceeded", "k", str(MAX_K))
+    _error(client.get(f"/movies/{movie}/similar?k={k}"), 422, "limit_exceeded", "k")
+    _error(client.get(f"/movies/bias-ranking?limit={k}"), 422, "limit_exceeded", "limit")
+    fold_in = {"ratings": [{"movie_id": movie, "rating": 4}], "k": k}
+    _error(client.post("/recommend", json=fold_in), 422, "limit_exceeded", "k")
+
+
+def test_k_at_the_maximum_is_served(client: TestClient) -> None:
+    assert len(client.get(f"/recommend/1?k={MAX_K}").json()["items"]) == MAX_K
+
+
+def test_other_integer_parameters_out_of_range_are_422(client: TestClient, bundle: Bundle) -> None:
+    _error(client.get("/recommend/1?min_ratings=-1"), 422, "validation_error", "min_ratings")
+    _error(client.get(f"/recommend/1?min_ratings={2**31}"), 422, "validation_error", "min_ratings")
+    _error(client.get("/movies/bias-ranking?most_rated=0"), 422, "validation_error", "most_rated")
+    _error(client.get("/movies/bias-ranking?order=sideways"), 422, "validation_error", "order")
+    _error(client.get("/recommend/1?exclude_rated=perhaps"), 422, "validation_error", "exclude_rated")
+    fold_in = {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], "min_ratings": -1}
+    _error(client.post("/recommend", json=fold_in), 422, "validation_error", "min_ratings")
+
+
+def test_min_ratings_above_every_count_gives_an_empty_list_not_an_error(client: TestClient, bundle: Bundle) -> None:
+    assert client.get(f"/recommend/1?min_ratings={2**31 - 1}").json()["items"] == []
+    fold_in = {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], "min_ratings": 10**30}
+    assert client.post("/recommend", json=fold_in).json()["items"] == []
+
+
+def test_batches_empty_at_the_limit_and_over_it(client: TestClient, bundle: Bundle) -> None:
+    pair = {"user_id": int(bundle.user_ids.ids[0]), "movie_id": int(bundle.movie_ids.ids[0])}
+    _error(client.post("/predict", json={"instances": []}), 422, "validation_error", "instances")
+    full = client.post("/predict", json={"instances": [pair] * MAX_BATCH})
+    assert full.status_code == 200 and len(full.json()["predictions"]) == MAX_BATCH
+    _error(client.post("/predict", json={"instances": [pair] * (MAX_BATCH + 1)}), 422, "limit_exceeded", "instances")
+
+
+def test_fold_in_with_too_many_ratings_is_422(client: TestClient, bundle: Bundle) -> None:
+    ratings = [{"movie_id": int(m), "rating": 3} for m in bundle.movie_ids.ids[: MAX_FOLD_IN + 1]]
+    _error(client.post("/recommend", json={"ratings": ratings}), 422, "limit_exceeded", "ratings")
+
+
+# ---- size limit and malformed bodies -------------------------------------------------------------------------
+
+
+def test_body_over_the_size_limit_is_413_by_content_length(client: TestClient) -> None:
+    body = b'{"instances": [' + b'{"user_id": 1, "movie_id": 1},' * 200 + b'{"user_id": 1, "movie_id": 1}]}'
+    assert len(body) > MAX_BODY
+    _error(client.post("/predict", content=body, headers=JSON), 413, "body_too_large", str(MAX_BODY))
+    _error(client.post("/recommend", content=body, headers=JSON), 413, "body_too_large")
+
+
+def test_streamed_body_over_the_size_limit_is_413(client: TestClient) -> None:
+    """Chunked bodies carry no Content-Length: the limit is enforced while reading."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"instances": ['
+        for _ in range(400):
+            yield b'{"user_id": 1, "movie_id": 1},'
+        yield b'{"user_id": 1, "movie_id": 1}]}'
+
+    _error(client.post("/predict", content=chunks(), headers=JSON), 413, "body_too_large")
+
+
+def test_body_just_under_the_limit_is_accepted(client: TestClient, bundle: Bundle) -> None:
+    pair = {"user_id": int(bundle.user_ids.ids[0]), "movie_id": int(bundle.movie_ids.ids[0])}
+    response = client.post("/predict", json={"instances": [pair] * MAX_BATCH})
+    assert len(response.request.content) < MAX_BODY and response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw_body",
+    [b'{"user_id": 1, "movie_id": ', b"{'user_id': 1, 'movie_id': 1}", b"user_id=1&movie_id=1", b"{}}", b"\x00"],
+)
+def test_invalid_json_is_422_invalid_json(client: TestClient, raw_body: bytes) -> None:
+    _error(client.post("/predict", content=raw_body, headers=JSON), 422, "invalid_json")
+    _error(client.post("/recommend", content=raw_body, headers=JSON), 422, "invalid_json")
+
+
+def test_body_that_is_not_text_is_400(client: TestClient) -> None:
+    """Invalid UTF-8 cannot even be parsed as JSON text: 400, documented in the schema."""
+    _error(client.post("/predict", content=b"\xff\xfe{", headers=JSON), 400, "bad_request")
+
+
+def test_missing_body_and_wrong_content_type_are_422(client: TestClient) -> None:
+    _error(client.post("/predict"), 422, "validation_error", "body")
+    _error(
+        client.post("/predict", content=b'{"user_id": 1, "movie_id": 1}', headers={"Content-Type": "text/plain"}),
+        422,
+        "validation_error",
+    )
+
+
+def test_wrong_method_is_405_with_allow_header(client: TestClient) -> None:
+    response = client.get("/predict")
+    _error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+# ---- genres --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("genre", ["NoSuchGenre", "", " ", "Comedy|Drama", "../etc"])
+def test_unknown_genre_is_422_listing_the_known_ones(client: TestClient, bundle: Bundle, genre: str) -> None:
+    body = _error(client.get("/recommend/1", params={"genre": genre}), 422, "unknown_genre", repr(genre))
+    assert "Comedy" in body["detail"]  # the message lists what is accepted
+    fold_in = {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], "genre": [genre]}
+    _error(client.post("/recommend", json=fold_in), 422, "unknown_genre")
+
+
+def test_one_unknown_genre_among_known_ones_is_still_422(client: TestClient) -> None:
+    _error(client.get("/recommend/1", params=[("genre", "Comedy"), ("genre", "Nope")]), 422, "unknown_genre", "Nope")
+
+
+def test_genre_of_wrong_type_in_fold_in_is_422(client: TestClient, bundle: Bundle) -> None:
+    fold_in = {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], "genre": "Comedy"}
+    _error(client.post("/recommend", json=fold_in), 422, "validation_error", "genre")
+
+
+# ---- fold-in ratings -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_fold_in_nan_and_inf_ratings_are_422(client: TestClient, bundle: Bundle, token: str) -> None:
+    """Python's JSON parser accepts NaN/Infinity tokens and overflows 1e999 to inf; the schema refuses them."""
+    movie = int(bundle.movie_ids.ids[0])
+    raw = f'{{"ratings": [{{"movie_id": {movie}, "rating": {token}}}]}}'.encode()
+    _error(client.post("/recommend", content=raw, headers=JSON), 422, "validation_error", "ratings.0.rating")
+
+
+@pytest.mark.parametrize("rating", [0.0, -1, 5.01, 1e300, "4", None, True])
+def test_fold_in_ratings_off_the_scale_or_of_wrong_type_are_422(
+    client: TestClient, bundle: Bundle, rating: object
+) -> None:
+    response = client.post("/recommend", json={"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": rating}]})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] in {"validation_error", "invalid_request"}
+
+
+def test_fold_in_duplicate_movies_are_422_naming_the_movie(client: TestClient, bundle: Bundle) -> None:
+    a, b = (int(m) for m in bundle.movie_ids.ids[:2])
+    ratings = [{"movie_id": a, "rating": 4}, {"movie_id": b, "rating": 3}, {"movie_id": b, "rating": 3}]
+    _error(client.post("/recommend", json={"ratings": ratings}), 422, "invalid_request", str(b), "more than once")
+
+
+def test_fold_in_duplicate_unknown_movies_are_also_refused(client: TestClient, bundle: Bundle) -> None:
+    ratings = [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}] + [{"movie_id": 999_999_999, "rating": 2}] * 2
+    _error(client.post("/recommend", json={"ratings": ratings}), 422, "invalid_request", "999999999")
+
+
+def test_fold_in_rating_entries_refuse_unknown_fields(client: TestClient, bundle: Bundle) -> None:
+    ratings = [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4, "user_id": 1}]
+    _error(client.post("/recommend", json={"ratings": ratings}), 422, "validation_error", "user_id")
