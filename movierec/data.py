@@ -80,9 +80,12 @@ GENRES_100K = (
 _GENRE_ALIASES = {"Children's": "Children", "unknown": ""}
 
 _MAX_EXAMPLES = 5
+# Patterns for text that is already stripped. They avoid \d and \s on purpose: pandas hands patterns
+# with those to Python's re, row by row, instead of pyarrow's vectorised RE2 (20x slower on 25M rows).
 # Up to 18 digits always fits in int64; longer ids are not worth the overflow corner cases.
-_INTEGER_RE = r"\s*[+-]?\d{1,18}\s*"
-_NAN_LITERALS = ("nan", "+nan", "-nan")
+_INTEGER_RE = "[+-]?[0-9]{1,18}"
+_NUMBER_RE = "[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]{1,3})?"
+_NON_FINITE_RE = "[+-]?(nan|inf|infinity)"  # matched against lower-cased text
 _SKIPPED_LINE_RE = re.compile(r"Skipping line (\d+)")
 
 
@@ -575,12 +578,12 @@ def _parse_integers(series: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.bo
             whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0**63)
         invalid = ~missing & ~whole
         return np.where(whole, values, 0).astype(np.int64), missing, invalid
-    text = series.astype(str).where(series.notna(), "")
-    missing = (text.str.strip() == "").to_numpy()
+    text = _text(series)
+    missing = (text == "").to_numpy(dtype=bool)
     whole = text.str.fullmatch(_INTEGER_RE).to_numpy(dtype=bool, na_value=False)
     invalid = ~missing & ~whole
-    parsed = pd.to_numeric(text.where(whole, "0").str.strip(), errors="coerce")
-    return parsed.to_numpy(dtype=np.int64), missing, invalid
+    values = _to_numbers(text.where(whole, "0").str.lstrip("+"), "int64")
+    return values.astype(np.int64), missing, invalid
 
 
 def _parse_ratings(
@@ -597,13 +600,36 @@ def _parse_ratings(
         # A typed source stores an absent rating as NaN; count it as missing, not as a NaN rating.
         missing = np.isnan(values)
         return values, missing, np.zeros(n, dtype=bool), np.isinf(values)
-    text = series.astype(str).where(series.notna(), "").str.strip()
-    missing = (text == "").to_numpy()
-    values = pd.to_numeric(text.where(~missing, "nan"), errors="coerce").to_numpy(dtype=np.float64)
-    nan_literal = text.str.lower().isin(_NAN_LITERALS).to_numpy()
-    non_numeric = ~missing & np.isnan(values) & ~nan_literal
-    non_finite = ~missing & ~non_numeric & ~np.isfinite(values)
+    text = _text(series)
+    missing = (text == "").to_numpy(dtype=bool)
+    number = text.str.fullmatch(_NUMBER_RE).to_numpy(dtype=bool, na_value=False)
+    literal = text.str.lower().str.fullmatch(_NON_FINITE_RE).to_numpy(dtype=bool, na_value=False)
+    readable = number | literal
+    values = _to_numbers(text.where(readable, "nan").str.lstrip("+"), "float64").astype(np.float64)
+    non_numeric = ~missing & ~readable
+    non_finite = readable & ~np.isfinite(values)
     return values, missing, non_numeric, non_finite
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """A column as stripped text, "" where missing."""
+    return series.astype(str).where(series.notna(), "").str.strip()
+
+
+def _to_numbers(text: pd.Series, dtype: str) -> NDArray[Any]:
+    """Convert text that the caller has checked to be well-formed numbers.
+
+    pyarrow's cast is some 60x faster than ``pd.to_numeric`` on 25M strings; pandas is the fallback
+    where pyarrow is absent (it is not a core dependency) or refuses a value.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        cast = pc.cast(pa.array(text), pa.int64() if dtype == "int64" else pa.float64())
+        return np.asarray(cast.to_numpy(zero_copy_only=False))
+    except (ImportError, ValueError, TypeError):  # pyarrow.ArrowInvalid is a ValueError
+        return pd.to_numeric(text, errors="coerce").to_numpy(dtype=dtype)
 
 
 def _classify(
@@ -882,7 +908,7 @@ def _read_movies_100k(path: Path, drop_invalid: bool) -> pd.DataFrame:
 def _movies_frame(
     ids: list[str], titles: list[str], genres: list[str], *, lines: list[int], path: Path, drop_invalid: bool
 ) -> pd.DataFrame:
-    id_text = pd.Series(ids, dtype=str)
+    id_text = pd.Series(ids, dtype=str).str.strip()
     whole = id_text.str.fullmatch(_INTEGER_RE).to_numpy(dtype=bool, na_value=False)
     if not whole.all():
         bad = np.flatnonzero(~whole)

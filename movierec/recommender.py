@@ -2,7 +2,8 @@
 
 Cold-start policy (decided once, here): an unknown user gets the non-personalised list of movies ranked by
 learned movie bias (bias-type models) or by damped mean rating (others) among movies with at least
-`cold_start_min_ratings` ratings, marked `cold_start`; a known user's list is `personalized`.
+`cold_start_min_ratings` ratings (relaxed so that at least `COLD_START_POOL` movies qualify), marked
+`cold_start`; a known user's list is `personalized`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from movierec.errors import InvalidRequestError, UnknownGenreError, UnknownMovie
 from movierec.scoring import Head, Scorer, top_k_indices
 
 Strategy = Literal["personalized", "cold_start", "fold_in"]
+
+# Fewest movies the cold-start list draws from, whatever `cold_start_min_ratings` says.
+COLD_START_POOL = 200
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,11 @@ class Recommender:
             base = self.scorer.movie_bias.astype(np.float32)
         else:
             base = self.scorer.baseline_movie_bias.astype(np.float32)
-        well_rated = self.n_ratings >= min(min_ratings, int(self.n_ratings.max(initial=0)))
+        # A small catalogue may have few movies that popular: relax the threshold so that at least
+        # COLD_START_POOL movies (or all of them) stay eligible and a cold-start list is never short.
+        pool = min(COLD_START_POOL, self.n_ratings.size)
+        pool_threshold = int(np.sort(self.n_ratings)[-pool]) if pool else 0
+        well_rated = self.n_ratings >= min(min_ratings, pool_threshold)
         return np.where(well_rated, base, -np.inf).astype(np.float32)
 
     # ---- analysis ---------------------------------------------------------------------------------------

@@ -150,6 +150,9 @@ class Scorer:
         user_idx = np.asarray(user_idx, dtype=np.int64)
         movie_idx = np.asarray(movie_idx, dtype=np.int64)
         known = (user_idx >= 0) & (movie_idx >= 0)
+        if known.all():
+            # The common case, and all of a single-pair request: no masked copies in and out.
+            return self.head.apply(self.raw_pairs(user_idx, movie_idx)), ~known
         out = np.empty(user_idx.shape, dtype=np.float32)
         if known.any():
             out[known] = self.head.apply(self.raw_pairs(user_idx[known], movie_idx[known]))

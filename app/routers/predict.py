@@ -40,24 +40,22 @@ async def predict(
         users = np.fromiter((p.user_id for p in body.instances), dtype=np.int64, count=len(body.instances))
         movies = np.fromiter((p.movie_id for p in body.instances), dtype=np.int64, count=len(body.instances))
     preds = loaded.recommender.predict(users, movies, strict=strict)
-    items = [
-        Prediction(
-            user_id=u,
-            movie_id=m,
-            predicted_rating=round(r, 4),
-            user_known=uk,
-            movie_known=mk,
-            fallback=not (uk and mk),
-        )
-        for u, m, r, uk, mk in zip(
-            users.tolist(),
-            movies.tolist(),
-            preds.ratings.tolist(),
-            preds.user_known.tolist(),
-            preds.movie_known.tolist(),
-            strict=True,
-        )
-    ]
+    rows = zip(
+        users.tolist(), movies.tolist(), preds.ratings.tolist(), preds.user_known.tolist(), preds.movie_known.tolist(),
+        strict=True,
+    )
     if body.instances is None:
-        return items[0]
-    return PredictBatchResponse(predictions=items)
+        u, m, r, uk, mk = next(rows)
+        return Prediction(
+            user_id=u, movie_id=m, predicted_rating=round(r, 4), user_known=uk, movie_known=mk, fallback=not (uk and mk)
+        )
+    # One validation of plain dicts in pydantic-core is ~2x cheaper than a Prediction(...) call per pair.
+    return PredictBatchResponse.model_validate(
+        {
+            "predictions": [
+                {"user_id": u, "movie_id": m, "predicted_rating": round(r, 4), "user_known": uk, "movie_known": mk,
+                 "fallback": not (uk and mk)}
+                for u, m, r, uk, mk in rows
+            ]
+        }
+    )
