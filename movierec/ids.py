@@ -21,7 +21,8 @@ class IdMap:
     """
 
     def __init__(self, ids: NDArray[np.int64]) -> None:
-        ids = np.asarray(ids, dtype=np.int64)
+        # A private copy: freezing the caller's array (e.g. a DataFrame column's buffer) would be a side effect.
+        ids = np.array(ids, dtype=np.int64, copy=True)
         if ids.ndim != 1:
             raise ValueError("IdMap ids must be one-dimensional")
         if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
@@ -64,8 +65,16 @@ class IdMap:
         return None if idx == UNKNOWN_INDEX else idx
 
     def id_of(self, indices: ArrayLike) -> NDArray[np.int64]:
-        """Raw ids of indices."""
-        return self._ids[np.asarray(indices, dtype=np.int64)]
+        """Raw ids of indices.
+
+        Raises:
+            IndexError: an index is negative (e.g. `UNKNOWN_INDEX`, which numpy would wrap to the last id) or
+                out of range.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and int(idx.min()) < 0:
+            raise IndexError(f"index {int(idx.min())} is negative: unknown ids have no raw id")
+        return self._ids[idx]
 
     def save(self, path: Path) -> None:
         """Write the raw ids in index order as a `.npy` file."""

@@ -94,6 +94,8 @@ class Recommender:
             g.lower(): np.array([g in gs for gs in self.genres], dtype=bool) for g in all_genres
         }
         self.genre_names = all_genres
+        # Most-rated first, computed once: bias_ranking used to argsort the whole catalogue per request.
+        self._by_popularity = np.argsort(-self.n_ratings, kind="stable")
         self._cold_start_raw = self._cold_start_scores(cold_start_min_ratings)
         self._cold_start_ratings = self.scorer.fallback(
             np.full(self.scorer.n_movies, -1, dtype=np.int64), np.arange(self.scorer.n_movies, dtype=np.int64)
@@ -230,7 +232,7 @@ class Recommender:
     ) -> Ranked:
         scores = np.asarray(raw, dtype=np.float32)
         if mask is not None:
-            scores = np.where(mask, scores, -np.inf).astype(np.float32)
+            scores = np.where(mask, scores, np.float32(-np.inf)).astype(np.float32, copy=False)
         if exclude is not None and len(exclude):
             scores[exclude] = -np.inf
         top = top_k_indices(scores, k)
@@ -255,7 +257,7 @@ class Recommender:
     def bias_ranking(self, order: Literal["asc", "desc"], limit: int, most_rated: int) -> Ranked:
         """Movies ranked by learned bias among the `most_rated` most-rated movies (the notebook's analysis)."""
         self.scorer.require_bias()
-        popular = np.argsort(-self.n_ratings, kind="stable")[:most_rated]
+        popular = self._by_popularity[:most_rated]
         bias = self.scorer.movie_bias[popular]
         order_idx = np.argsort(bias if order == "asc" else -bias, kind="stable")[:limit]
         chosen = popular[order_idx]

@@ -15,9 +15,9 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from helpers import make_ratings  # noqa: E402
+from helpers import make_ratings
 
-from movierec.data import RatingsData  # noqa: E402
+from movierec.data import RatingsData
 
 TINY_USERS, TINY_MOVIES, TINY_RATINGS = 60, 80, 2500
 
@@ -30,13 +30,17 @@ def tiny_train_config():  # -> training.config.TrainConfig (imported lazily: it 
     """
     from training.config import TrainConfig
 
-    return TrainConfig.for_kind("bias", epochs=3, batch_size=256, learning_rate=0.05, model_fields={"n_factors": 8})
+    return TrainConfig.for_kind(
+        "bias", epochs=3, batch_size=256, learning_rate=0.05, model_fields={"n_factors": 8}
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_ratings(tmp_path_factory: pytest.TempPathFactory) -> RatingsData:
     """60 users x 80 movies, 2,500 half-star ratings with planted structure, written as a csv layout."""
-    return make_ratings(TINY_USERS, TINY_MOVIES, TINY_RATINGS, seed=0, directory=tmp_path_factory.mktemp("tiny-data"))
+    return make_ratings(
+        TINY_USERS, TINY_MOVIES, TINY_RATINGS, seed=0, directory=tmp_path_factory.mktemp("tiny-data")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,5 +79,7 @@ def fitted_models(tiny_ratings: RatingsData) -> dict:
     fitted = {}
     for kind in ("dot", "bias", "nn"):
         config = TrainConfig(model=ModelConfig(kind=kind, n_factors=8), batch_size=256)
-        fitted[kind] = fit(config, indexed, tiny_ratings.rating_scale, validation=None, schedule=[0.01] * 3, verbose=0)
+        fitted[kind] = fit(
+            config, indexed, tiny_ratings.rating_scale, validation=None, schedule=[0.01] * 3, verbose=0
+        )
     return fitted

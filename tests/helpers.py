@@ -83,7 +83,8 @@ def make_ratings(
         }
     )
     genres = [
-        "|".join(sorted({GENRES[j % len(GENRES)], GENRES[(j * 3 + 1) % len(GENRES)]})) for j in range(n_movies)
+        "|".join(sorted({GENRES[j % len(GENRES)], GENRES[(j * 3 + 1) % len(GENRES)]}))
+        for j in range(n_movies)
     ]
     genres[0] = "(no genres listed)"
     movies = pd.DataFrame(

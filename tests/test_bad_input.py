@@ -88,8 +88,17 @@ def test_predict_non_object_body_is_422(client: TestClient, raw_body: str) -> No
 
 @pytest.mark.parametrize(
     "path",
-    ["/recommend/0", "/recommend/-5", f"/recommend/{BIG}", f"/recommend/{10**40}", "/recommend/1.5",
-     "/movies/0", f"/movies/{BIG}", "/movies/-1/similar", "/movies/abc/similar"],
+    [
+        "/recommend/0",
+        "/recommend/-5",
+        f"/recommend/{BIG}",
+        f"/recommend/{10**40}",
+        "/recommend/1.5",
+        "/movies/0",
+        f"/movies/{BIG}",
+        "/movies/-1/similar",
+        "/movies/abc/similar",
+    ],
 )
 def test_path_ids_out_of_range_or_not_integers_are_422(client: TestClient, path: str) -> None:
     _error(client.get(path), 422, "validation_error")
@@ -101,7 +110,9 @@ def test_huge_but_valid_ids_are_unknown_not_errors(client: TestClient) -> None:
     body = client.post("/predict", json={"user_id": top, "movie_id": top}).json()
     assert body["fallback"] and not body["user_known"] and not body["movie_known"]
     assert client.get(f"/recommend/{top}").json()["strategy"] == "cold_start"
-    _error(client.post("/predict", json={"user_id": top, "movie_id": top, "strict": True}), 404, "unknown_user")
+    _error(
+        client.post("/predict", json={"user_id": top, "movie_id": top, "strict": True}), 404, "unknown_user"
+    )
     _error(client.get(f"/movies/{top}"), 404, "unknown_movie", str(top))
     _error(client.get(f"/movies/{top}/similar"), 404, "unknown_movie")
 
@@ -144,7 +155,9 @@ def test_other_integer_parameters_out_of_range_are_422(client: TestClient, bundl
     _error(client.post("/recommend", json=fold_in), 422, "validation_error", "min_ratings")
 
 
-def test_min_ratings_above_every_count_gives_an_empty_list_not_an_error(client: TestClient, bundle: Bundle) -> None:
+def test_min_ratings_above_every_count_gives_an_empty_list_not_an_error(
+    client: TestClient, bundle: Bundle
+) -> None:
     assert client.get(f"/recommend/1?min_ratings={2**31 - 1}").json()["items"] == []
     fold_in = {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], "min_ratings": 10**30}
     assert client.post("/recommend", json=fold_in).json()["items"] == []
@@ -155,7 +168,12 @@ def test_batches_empty_at_the_limit_and_over_it(client: TestClient, bundle: Bund
     _error(client.post("/predict", json={"instances": []}), 422, "validation_error", "instances")
     full = client.post("/predict", json={"instances": [pair] * MAX_BATCH})
     assert full.status_code == 200 and len(full.json()["predictions"]) == MAX_BATCH
-    _error(client.post("/predict", json={"instances": [pair] * (MAX_BATCH + 1)}), 422, "limit_exceeded", "instances")
+    _error(
+        client.post("/predict", json={"instances": [pair] * (MAX_BATCH + 1)}),
+        422,
+        "limit_exceeded",
+        "instances",
+    )
 
 
 def test_fold_in_with_too_many_ratings_is_422(client: TestClient, bundle: Bundle) -> None:
@@ -193,7 +211,13 @@ def test_body_just_under_the_limit_is_accepted(client: TestClient, bundle: Bundl
 
 @pytest.mark.parametrize(
     "raw_body",
-    [b'{"user_id": 1, "movie_id": ', b"{'user_id': 1, 'movie_id': 1}", b"user_id=1&movie_id=1", b"{}}", b"\x00"],
+    [
+        b'{"user_id": 1, "movie_id": ',
+        b"{'user_id': 1, 'movie_id': 1}",
+        b"user_id=1&movie_id=1",
+        b"{}}",
+        b"\x00",
+    ],
 )
 def test_invalid_json_is_422_invalid_json(client: TestClient, raw_body: bytes) -> None:
     _error(client.post("/predict", content=raw_body, headers=JSON), 422, "invalid_json")
@@ -208,7 +232,9 @@ def test_body_that_is_not_text_is_400(client: TestClient) -> None:
 def test_missing_body_and_wrong_content_type_are_422(client: TestClient) -> None:
     _error(client.post("/predict"), 422, "validation_error", "body")
     _error(
-        client.post("/predict", content=b'{"user_id": 1, "movie_id": 1}', headers={"Content-Type": "text/plain"}),
+        client.post(
+            "/predict", content=b'{"user_id": 1, "movie_id": 1}', headers={"Content-Type": "text/plain"}
+        ),
         422,
         "validation_error",
     )
@@ -232,7 +258,12 @@ def test_unknown_genre_is_422_listing_the_known_ones(client: TestClient, bundle:
 
 
 def test_one_unknown_genre_among_known_ones_is_still_422(client: TestClient) -> None:
-    _error(client.get("/recommend/1", params=[("genre", "Comedy"), ("genre", "Nope")]), 422, "unknown_genre", "Nope")
+    _error(
+        client.get("/recommend/1", params=[("genre", "Comedy"), ("genre", "Nope")]),
+        422,
+        "unknown_genre",
+        "Nope",
+    )
 
 
 def test_genre_of_wrong_type_in_fold_in_is_422(client: TestClient, bundle: Bundle) -> None:
@@ -255,7 +286,9 @@ def test_fold_in_nan_and_inf_ratings_are_422(client: TestClient, bundle: Bundle,
 def test_fold_in_ratings_off_the_scale_or_of_wrong_type_are_422(
     client: TestClient, bundle: Bundle, rating: object
 ) -> None:
-    response = client.post("/recommend", json={"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": rating}]})
+    response = client.post(
+        "/recommend", json={"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": rating}]}
+    )
     assert response.status_code == 422, response.text
     assert response.json()["code"] in {"validation_error", "invalid_request"}
 
@@ -263,11 +296,15 @@ def test_fold_in_ratings_off_the_scale_or_of_wrong_type_are_422(
 def test_fold_in_duplicate_movies_are_422_naming_the_movie(client: TestClient, bundle: Bundle) -> None:
     a, b = (int(m) for m in bundle.movie_ids.ids[:2])
     ratings = [{"movie_id": a, "rating": 4}, {"movie_id": b, "rating": 3}, {"movie_id": b, "rating": 3}]
-    _error(client.post("/recommend", json={"ratings": ratings}), 422, "invalid_request", str(b), "more than once")
+    _error(
+        client.post("/recommend", json={"ratings": ratings}), 422, "invalid_request", str(b), "more than once"
+    )
 
 
 def test_fold_in_duplicate_unknown_movies_are_also_refused(client: TestClient, bundle: Bundle) -> None:
-    ratings = [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}] + [{"movie_id": 999_999_999, "rating": 2}] * 2
+    ratings = [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}] + [
+        {"movie_id": 999_999_999, "rating": 2}
+    ] * 2
     _error(client.post("/recommend", json={"ratings": ratings}), 422, "invalid_request", "999999999")
 
 

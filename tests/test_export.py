@@ -30,7 +30,9 @@ def test_scorer_on_exported_arrays_equals_model_predict(fitted_models, kind):
     scorer = Scorer(kind, arrays, Head.from_dict(head), np.zeros(n_users), np.zeros(n_movies))
 
     users, movies = _all_pairs(n_users, n_movies)  # every (user, movie) pair: 4,800 predictions
-    expected = fitted.model.predict({"user": users.astype(np.int32), "movie": movies.astype(np.int32)}, verbose=0)
+    expected = fitted.model.predict(
+        {"user": users.astype(np.int32), "movie": movies.astype(np.int32)}, verbose=0
+    )
     got, fallback = scorer.predict(users, movies)
     assert not fallback.any()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)

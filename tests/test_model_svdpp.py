@@ -36,7 +36,7 @@ def ratings() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(ratings: pd.DataFrame):
-    config = TrainConfig.for_kind("svdpp", epochs=2, refit=False, batch_size=64)
+    config = TrainConfig.for_kind("svdpp", epochs=1, refit=False, batch_size=128)
     indexed = Indexed.from_frame(ratings)
     val = (indexed.user_idx[:40], indexed.movie_idx[:40], indexed.ratings[:40])
     return fit(config, indexed, (0.5, 5.0), validation=val, verbose=0), config

@@ -62,7 +62,10 @@ def test_movie_embedding_reads_the_movie_input(fitted_models, kind):
     model = fitted_models[kind].model
     n_movies = model.get_layer(MOVIE_EMBEDDING).input_dim
     n_users = model.get_layer(USER_EMBEDDING).input_dim
-    assert (n_users, n_movies) == (len(fitted_models[kind].indexed.users), len(fitted_models[kind].indexed.movies))
+    assert (n_users, n_movies) == (
+        len(fitted_models[kind].indexed.users),
+        len(fitted_models[kind].indexed.movies),
+    )
     one_user = {"user": np.zeros(n_movies, dtype=np.int32), "movie": np.arange(n_movies, dtype=np.int32)}
     assert np.ptp(_predict(model, one_user)) > 1e-3
 

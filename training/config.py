@@ -15,7 +15,13 @@ KIND_DEFAULTS: dict[str, dict[str, object]] = {
     "dot": {"model": {"l2_factors": 1e-4, "regularization": "weights"}},
     "bias": {"model": {"l2_factors": 1e-4, "l2_bias": 1e-4, "regularization": "weights"}},
     "nn": {"model": {"l2_factors": 1e-4, "regularization": "weights"}},
-    "svdpp": {"model": {}},
+    # Implicit feedback needs stronger L2 than bias; big batches because each step recomputes every user's
+    # implicit term (one pass over the training ratings), and validation RMSE still improved at epoch 20.
+    "svdpp": {
+        "model": {"l2_factors": 2e-4, "l2_bias": 1e-4, "l2_implicit": 3e-4, "regularization": "weights"},
+        "batch_size": 4096,
+        "epochs": 30,
+    },
 }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -26,8 +25,9 @@ from movierec.errors import DataError, DownloadError
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://files.grouplens.org/datasets/movielens"
-# Read by the CLI (see `default_base_url`), so that a mirror needs no code change.
+# The trainer's settings read these (env prefix MOVIEREC_); messages name them so users know the knobs.
 BASE_URL_ENV = "MOVIEREC_DATA_BASE_URL"
+TIMEOUT_ENV = "MOVIEREC_DOWNLOAD_TIMEOUT"
 
 DATASETS: dict[str, str] = {
     "ml-latest-small": "ml-latest-small.zip",
@@ -48,11 +48,6 @@ _MD5_FORMATS = (
     re.compile(r"^(?P<md5>[0-9a-fA-F]{32})\s+\*?(?P<file>.+)$"),  # GNU `md5sum`
     re.compile(r"^(?P<md5>[0-9a-fA-F]{32})$"),  # the bare digest
 )
-
-
-def default_base_url() -> str:
-    """The download base URL: ``$MOVIEREC_DATA_BASE_URL`` if set, else GroupLens."""
-    return os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
 
 
 def folder_name(name: str) -> str:
@@ -101,9 +96,10 @@ def download_dataset(
         return target
 
     zip_url = f"{base_url.rstrip('/')}/{DATASETS[name]}"
-    data_root.mkdir(parents=True, exist_ok=True)
-    # The checksum first: it is tiny, so an unreachable server fails before any big transfer.
+    # The checksum first: it is tiny, so an unreachable server fails before any big transfer and
+    # before anything is created on disk.
     expected_md5 = _parse_md5(_fetch_text(f"{zip_url}.md5", name, timeout), f"{zip_url}.md5")
+    data_root.mkdir(parents=True, exist_ok=True)
 
     archive: Path | None = None
     unpack_dir: Path | None = None
@@ -207,7 +203,7 @@ def _fetch_file(url: str, destination: Path, name: str, timeout: float) -> str:
             raise _truncated(url, received, expected) from error
         except TimeoutError as error:
             raise DownloadError(
-                f"timed out downloading {url} after {received} bytes; try again, or pass a larger timeout"
+                f"timed out downloading {url} after {received} bytes; try again, or raise {TIMEOUT_ENV}"
             ) from error
         except (OSError, http.client.HTTPException) as error:
             raise DownloadError(f"downloading {url} failed after {received} bytes: {error}") from error

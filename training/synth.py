@@ -18,6 +18,7 @@ whatever the size, and no (user, movie) pair appears twice.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -227,7 +228,7 @@ def write_synthetic(spec: SynthSpec, out_dir: str | Path) -> str:
     movie_counts = np.zeros(spec.n_movies, dtype=np.int64)
     with (out / "ratings.csv").open("wb") as sink:
         sink.write(RATINGS_HEADER)
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             owner = np.repeat(np.arange(lo, hi, dtype=np.int64), counts[lo:hi])
             movies = _draw_movies(owner, spec.n_movies, cdf, rng)
             order = np.argsort(owner * spec.n_movies + movies)  # keys are unique: rows sorted by user, movie
