@@ -155,6 +155,7 @@ def write_bundle(
         The final run directory.
     """
     output_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_root)
     final = output_root / run_id
     if final.exists():
         raise ArtifactError(f"{final} already exists; run ids are never reused")
@@ -182,6 +183,28 @@ def write_bundle(
     if update_latest:
         point_latest(output_root, run_id)
     return final
+
+
+def remove_stale_temporaries(output_root: Path) -> list[Path]:
+    """Delete `.tmp-*` run directories left by writers that died (their pid no longer exists)."""
+    removed = []
+    for path in output_root.glob(f"{TMP_PREFIX}*"):
+        pid_text = path.name.rsplit("-", 1)[-1]
+        if not path.is_dir() or path.is_symlink() or not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def point_latest(output_root: Path, run_id: str) -> None:
@@ -258,6 +281,10 @@ def load_bundle(path: str | Path, *, verify_checksums: bool = True) -> Bundle:
         if not file_path.is_file():
             raise ArtifactError(f"{file_path} is missing; the artifact is incomplete, retrain the model")
         record = manifest.files.get(name)
+        if verify_checksums and record is None:
+            raise ArtifactError(
+                f"the manifest of {path.name} records no checksum for {name}; retrain the model"
+            )
         if verify_checksums and record is not None:
             size = file_path.stat().st_size
             if size != record.bytes or sha256_file(file_path) != record.sha256:
@@ -285,6 +312,22 @@ def load_bundle(path: str | Path, *, verify_checksums: bool = True) -> Bundle:
     return Bundle(path, manifest, user_ids, movie_ids, catalogue, arrays, user_ratings)
 
 
+def _nn_shape_problems(arrays: dict[str, NDArray[Any]]) -> list[str]:
+    """Shape problems of the nn head arrays (hidden layer on concatenated factors, then one output)."""
+    names = ("user_factors", "hidden_kernel", "hidden_bias", "output_kernel", "output_bias")
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        return [f"an 'nn' model needs {', '.join(missing)}, which scoring.npz lacks"]
+    k = arrays["user_factors"].shape[1] if arrays["user_factors"].ndim == 2 else -1
+    hidden = arrays["hidden_kernel"]
+    if hidden.ndim != 2 or hidden.shape[0] != 2 * k:
+        return [f"hidden_kernel has shape {hidden.shape}, expected ({2 * k}, units)"]
+    units = hidden.shape[1]
+    if arrays["hidden_bias"].shape != (units,) or arrays["output_kernel"].shape != (units,):
+        return [f"hidden_bias/output_kernel do not match the {units} hidden units"]
+    return []
+
+
 def _check_consistency(
     path: Path,
     manifest: Manifest,
@@ -305,9 +348,14 @@ def _check_consistency(
         if arr is None or arr.ndim != 2 or arr.shape[0] != rows:
             shape = None if arr is None else arr.shape
             problems.append(f"{name} has shape {shape}, expected {rows} rows to match the id map")
+    needs_bias = manifest.model_kind in ("bias", "svdpp")
     for name, rows in (("user_bias", len(user_ids)), ("movie_bias", len(movie_ids))):
         if name in arrays and arrays[name].shape != (rows,):
             problems.append(f"{name} has shape {arrays[name].shape}, expected ({rows},)")
+        elif needs_bias and name not in arrays:
+            problems.append(f"a {manifest.model_kind!r} model needs {name}, which scoring.npz lacks")
+    if manifest.model_kind == "nn":
+        problems.extend(_nn_shape_problems(arrays))
     if list(catalogue.columns) != CATALOGUE_COLUMNS:
         problems.append(f"catalogue columns are {list(catalogue.columns)}, expected {CATALOGUE_COLUMNS}")
     elif not np.array_equal(catalogue["movie_id"].to_numpy(), movie_ids.ids):

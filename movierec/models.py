@@ -13,14 +13,14 @@ so `keras.saving.load_model` needs no extra arguments and the models also run on
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import keras
 from keras import layers, ops
-from pydantic import BaseModel, ConfigDict, Field
 
-ModelKind = Literal["dot", "bias", "nn", "svdpp"]
-MODEL_KINDS: tuple[str, ...] = ("dot", "bias", "nn", "svdpp")
+from movierec.model_config import MODEL_KINDS, ModelConfig, ModelKind
+
+__all__ = ["MODEL_KINDS", "ModelConfig", "ModelKind", "RatingHead", "RowL2", "build_model"]
 
 # Layer names are part of the artifact contract: `movierec.export` reads weights by these names.
 USER_EMBEDDING = "user_embedding"
@@ -30,28 +30,6 @@ MOVIE_BIAS = "movie_bias"
 HIDDEN = "hidden"
 OUTPUT_DENSE = "output_dense"
 HEAD = "rating_head"
-
-
-class ModelConfig(BaseModel):
-    """Architecture hyper-parameters; every field is recorded in the artifact manifest."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: ModelKind = "bias"
-    n_factors: int = Field(50, ge=1, description="embedding width")
-    l2_factors: float = Field(1e-4, ge=0, description="L2 penalty on the embedding matrices")
-    l2_bias: float = Field(0.0, ge=0, description="L2 penalty on the bias vectors")
-    regularization: Literal["per_example", "weights"] = Field(
-        "per_example",
-        description="per_example: penalise the looked-up rows, averaged over the batch (classic MF SGD "
-        "regularisation, frequency-weighted); weights: Keras L2 on the whole matrices (the notebook's choice)",
-    )
-    squash_output: bool = Field(True, description="sigmoid-squash predictions into the rating range")
-    dropout_input: float = Field(0.3, ge=0, lt=1, description="nn: dropout on the concatenated embeddings")
-    hidden_units: int = Field(70, ge=1, description="nn: width of the ReLU layer")
-    dropout_hidden: float = Field(0.75, ge=0, lt=1, description="nn: dropout after the ReLU layer")
-    init_scale: float = Field(0.05, gt=0, description="standard deviation of the factor matrices' initialiser")
-    l2_implicit: float = Field(0.0, ge=0, description="svdpp: L2 penalty on the implicit-feedback factor matrix")
 
 
 @keras.saving.register_keras_serializable(package="movierec")
@@ -173,7 +151,7 @@ def build_model(
                 movie_in
             )
             raw = layers.Add(name="add_biases")([raw, user_b, movie_b])
-    rating = RatingHead(
-        rating_scale[0], rating_scale[1], global_mean, config.squash_output, name=HEAD
-    )(raw)
-    return keras.Model(inputs={"user": user_in, "movie": movie_in}, outputs=rating, name=f"movierec_{config.kind}")
+    rating = RatingHead(rating_scale[0], rating_scale[1], global_mean, config.squash_output, name=HEAD)(raw)
+    return keras.Model(
+        inputs={"user": user_in, "movie": movie_in}, outputs=rating, name=f"movierec_{config.kind}"
+    )

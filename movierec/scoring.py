@@ -33,7 +33,9 @@ class Head:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Head:
-        return cls(float(data["min_rating"]), float(data["max_rating"]), float(data["offset"]), bool(data["squash"]))
+        return cls(
+            float(data["min_rating"]), float(data["max_rating"]), float(data["offset"]), bool(data["squash"])
+        )
 
     @property
     def span(self) -> float:
@@ -49,7 +51,9 @@ class Head:
         """Ratings from raw scores, always inside the rating scale."""
         raw = np.asarray(raw, dtype=np.float32)
         if self.squash:
-            out = self.min_rating + self.span / (1.0 + np.exp(-(raw + self.logit_offset)))
+            # Clipping the logit keeps np.exp finite; sigmoid(+-50) is already 0 or 1 in float32.
+            logits = np.clip(raw + self.logit_offset, -50.0, 50.0)
+            out = self.min_rating + self.span / (1.0 + np.exp(-logits))
         else:
             out = raw + self.offset
         return np.clip(out, self.min_rating, self.max_rating).astype(np.float32)
@@ -166,12 +170,16 @@ class Scorer:
         u_known, m_known = user_idx >= 0, movie_idx >= 0
         safe_u, safe_m = np.where(u_known, user_idx, 0), np.where(m_known, movie_idx, 0)
         if self.has_bias:
-            raw = np.where(u_known, self.user_bias[safe_u], 0.0) + np.where(m_known, self.movie_bias[safe_m], 0.0)
+            raw = np.where(u_known, self.user_bias[safe_u], 0.0) + np.where(
+                m_known, self.movie_bias[safe_m], 0.0
+            )
             return self.head.apply(raw)
         offsets = np.where(u_known, self.baseline_user_bias[safe_u], 0.0) + np.where(
             m_known, self.baseline_movie_bias[safe_m], 0.0
         )
-        return np.clip(self.head.offset + offsets, self.head.min_rating, self.head.max_rating).astype(np.float32)
+        return np.clip(self.head.offset + offsets, self.head.min_rating, self.head.max_rating).astype(
+            np.float32
+        )
 
     # ---- fold-in ----------------------------------------------------------------------------------------
 
@@ -198,7 +206,9 @@ class Scorer:
             return w[:-1].astype(np.float32), float(w[-1])
         return w.astype(np.float32), 0.0
 
-    def _fold_in_nn(self, movie_idx: I64, ratings: NDArray[np.float64], l2: float, steps: int) -> tuple[F32, float]:
+    def _fold_in_nn(
+        self, movie_idx: I64, ratings: NDArray[np.float64], l2: float, steps: int
+    ) -> tuple[F32, float]:
         movie_hidden = self.movie_hidden[movie_idx].astype(np.float64)
         w_user = self.hidden_user_kernel.astype(np.float64)
         w_out = self.output_kernel.astype(np.float64)

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from movierec.errors import DataError
+
 SplitKind = Literal["random", "temporal"]
 
 
@@ -46,4 +48,8 @@ def split_mask(
     """Train mask for the named split."""
     if kind == "random":
         return random_split_mask(len(ratings), seed, train_fraction)
+    if len(ratings) and (ratings["timestamp"].to_numpy() < 0).all():
+        raise DataError(
+            "a temporal split needs timestamps, and these ratings have none; use the random split"
+        )
     return temporal_split_mask(ratings, train_fraction)

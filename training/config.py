@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from movierec.models import ModelConfig, ModelKind
+from movierec.model_config import ModelConfig, ModelKind
 
 # Defaults chosen on validation slices of train (see bench/results/accuracy.md), per model kind.
 KIND_DEFAULTS: dict[str, dict[str, object]] = {

@@ -139,7 +139,13 @@ def fit(
 
         # N(u) is the fit data's rated movies: validation and held-out ratings stay unseen, implicitly too.
         model = build_svdpp_model(
-            config.model, len(train.users), len(train.movies), rating_scale, mu, train.user_idx, train.movie_idx
+            config.model,
+            len(train.users),
+            len(train.movies),
+            rating_scale,
+            mu,
+            train.user_idx,
+            train.movie_idx,
         )
     else:
         model = build_model(config.model, len(train.users), len(train.movies), rating_scale, mu)
@@ -233,9 +239,11 @@ def catalogue_frame(indexed: Indexed, movies: pd.DataFrame) -> pd.DataFrame:
     return frame[CATALOGUE_COLUMNS]
 
 
-def _write_files(fitted: FittedModel, movies: pd.DataFrame) -> Callable[[Path], None]:
+def _write_files(fitted: FittedModel, served: Indexed, movies: pd.DataFrame) -> Callable[[Path], None]:
+    """Writer of every artifact file; `served` are the ratings whose counts and rated lists the service uses."""
+
     def write(directory: Path) -> None:
-        indexed = fitted.indexed
+        indexed = served
         fitted.model.save(directory / MODEL_FILE)
         np.savez(directory / SCORING_FILE, **fitted.arrays)  # type: ignore[arg-type]
         indexed.users.save(directory / USER_IDS_FILE)
@@ -291,15 +299,23 @@ def train_run(
     rng = np.random.default_rng(config.seed + 1)
     is_val = rng.random(len(train_rows)) < config.validation_fraction
     fit_part = Indexed(
-        train_all.users, train_all.movies, train_all.user_idx[~is_val], train_all.movie_idx[~is_val],
+        train_all.users,
+        train_all.movies,
+        train_all.user_idx[~is_val],
+        train_all.movie_idx[~is_val],
         train_all.ratings[~is_val],
     )
     validation = (train_all.user_idx[is_val], train_all.movie_idx[is_val], train_all.ratings[is_val])
-    log.info("fitting %s on %d ratings (%d for validation)", config.model.kind, len(fit_part.ratings), is_val.sum())
+    log.info(
+        "fitting %s on %d ratings (%d for validation)", config.model.kind, len(fit_part.ratings), is_val.sum()
+    )
     eval_model = fit(config, fit_part, data.rating_scale, validation=validation, verbose=verbose)
     metrics = evaluate(eval_model, heldout)
     metrics.update(
-        split=config.split, seed=config.seed, epochs=eval_model.epochs, train_seconds=round(eval_model.seconds, 3),
+        split=config.split,
+        seed=config.seed,
+        epochs=eval_model.epochs,
+        train_seconds=round(eval_model.seconds, 3),
         validation_rmse=float(min(eval_model.history.get("val_rmse", [float("nan")]))),
     )
     final = eval_model
@@ -307,8 +323,12 @@ def train_run(
     if config.refit:
         log.info("refitting on all %d ratings for %d epochs", len(ratings), eval_model.epochs)
         final = fit(
-            config, Indexed.from_frame(ratings), data.rating_scale, validation=None,
-            schedule=eval_model.learning_rates, verbose=verbose,
+            config,
+            Indexed.from_frame(ratings),
+            data.rating_scale,
+            validation=None,
+            schedule=eval_model.learning_rates,
+            verbose=verbose,
         )
         refit_info = {
             "n_ratings": len(ratings),
@@ -342,5 +362,9 @@ def train_run(
         refit=refit_info,
         history=eval_model.history,
     )
-    run_dir = write_bundle(output_dir, run_id, _write_files(final, data.movies), manifest, update_latest=update_latest)
+    # Without a refit the model saw train minus the validation slice, but every train rating is known to the
+    # user: exclude all of them from recommendations and count them in the catalogue.
+    served = final.indexed if config.refit else train_all
+    writer = _write_files(final, served, data.movies)
+    run_dir = write_bundle(output_dir, run_id, writer, manifest, update_latest=update_latest)
     return TrainResult(run_dir, manifest, eval_model, final)

@@ -1,0 +1,36 @@
+"""Model hyper-parameters, importable without Keras (the CLI and the service read them before any backend)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ModelKind = Literal["dot", "bias", "nn", "svdpp"]
+MODEL_KINDS: tuple[str, ...] = ("dot", "bias", "nn", "svdpp")
+
+
+class ModelConfig(BaseModel):
+    """Architecture hyper-parameters; every field is recorded in the artifact manifest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ModelKind = "bias"
+    n_factors: int = Field(50, ge=1, description="embedding width")
+    l2_factors: float = Field(1e-4, ge=0, description="L2 penalty on the embedding matrices")
+    l2_bias: float = Field(0.0, ge=0, description="L2 penalty on the bias vectors")
+    regularization: Literal["per_example", "weights"] = Field(
+        "per_example",
+        description="per_example: penalise the looked-up rows, averaged over the batch (classic MF SGD "
+        "regularisation, frequency-weighted); weights: Keras L2 on the whole matrices (the notebook's choice)",
+    )
+    squash_output: bool = Field(True, description="sigmoid-squash predictions into the rating range")
+    dropout_input: float = Field(0.3, ge=0, lt=1, description="nn: dropout on the concatenated embeddings")
+    hidden_units: int = Field(70, ge=1, description="nn: width of the ReLU layer")
+    dropout_hidden: float = Field(0.75, ge=0, lt=1, description="nn: dropout after the ReLU layer")
+    init_scale: float = Field(
+        0.05, gt=0, description="standard deviation of the factor matrices' initialiser"
+    )
+    l2_implicit: float = Field(
+        0.0, ge=0, description="svdpp: L2 penalty on the implicit-feedback factor matrix"
+    )
