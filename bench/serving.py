@@ -307,6 +307,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
+        if exc[0] is None:  # keep the server log only when something went wrong
+            Path(self.log.name).unlink(missing_ok=True)
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the server's process tree so far."""

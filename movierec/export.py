@@ -66,5 +66,6 @@ def export_arrays(model: Any, config: ModelConfig) -> tuple[Arrays, dict[str, An
         "max_rating": head_layer.max_rating,
         "offset": head_layer.offset,
         "squash": head_layer.squash,
+        "margin": head_layer.margin,
     }
     return arrays, head

@@ -25,6 +25,11 @@ class ModelConfig(BaseModel):
         "regularisation, frequency-weighted); weights: Keras L2 on the whole matrices (the notebook's choice)",
     )
     squash_output: bool = Field(True, description="sigmoid-squash predictions into the rating range")
+    squash_margin: float = Field(
+        0.0,
+        ge=0,
+        description="the sigmoid spans [min - margin, max + margin]; predictions are clipped to the scale",
+    )
     dropout_input: float = Field(0.3, ge=0, lt=1, description="nn: dropout on the concatenated embeddings")
     hidden_units: int = Field(70, ge=1, description="nn: width of the ReLU layer")
     dropout_hidden: float = Field(0.75, ge=0, lt=1, description="nn: dropout after the ReLU layer")

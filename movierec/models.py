@@ -34,38 +34,51 @@ HEAD = "rating_head"
 
 @keras.saving.register_keras_serializable(package="movierec")
 class RatingHead(layers.Layer):
-    """Maps a raw score to a rating: `offset + x`, or a sigmoid squashed into [min_rating, max_rating].
+    """Maps a raw score to a rating: `offset + x`, or a sigmoid squashed into the rating range.
 
     With squashing, a raw score of 0 maps to `offset` (the global mean), so biases and dot products start
-    from a sensible prediction and the output can never leave the rating scale.
+    from a sensible prediction. The sigmoid spans [min - margin, max + margin]: a sigmoid never reaches its
+    ends, so without a margin the common top rating could only be approached with ever larger raw scores
+    (fastai's y_range trick); serving clips to the scale.
     """
 
     def __init__(
-        self, min_rating: float, max_rating: float, offset: float, squash: bool, **kwargs: Any
+        self,
+        min_rating: float,
+        max_rating: float,
+        offset: float,
+        squash: bool,
+        margin: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.min_rating = float(min_rating)
         self.max_rating = float(max_rating)
         self.offset = float(offset)
         self.squash = bool(squash)
+        self.margin = float(margin)
 
     @property
     def logit_offset(self) -> float:
         """Pre-sigmoid shift that makes a raw score of 0 predict `offset`."""
-        return head_logit_offset(self.min_rating, self.max_rating, self.offset)
+        return head_logit_offset(self.min_rating - self.margin, self.max_rating + self.margin, self.offset)
 
     def call(self, x: Any) -> Any:
         # (batch, 1) -> (batch,): one rating per (user, movie) pair, like the targets.
         x = ops.squeeze(x, axis=-1)
         if self.squash:
-            span = self.max_rating - self.min_rating
-            return self.min_rating + span * ops.sigmoid(x + self.logit_offset)
+            span = self.max_rating - self.min_rating + 2 * self.margin
+            return self.min_rating - self.margin + span * ops.sigmoid(x + self.logit_offset)
         return x + self.offset
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            min_rating=self.min_rating, max_rating=self.max_rating, offset=self.offset, squash=self.squash
+            min_rating=self.min_rating,
+            max_rating=self.max_rating,
+            offset=self.offset,
+            squash=self.squash,
+            margin=self.margin,
         )
         return config
 
@@ -151,7 +164,9 @@ def build_model(
                 movie_in
             )
             raw = layers.Add(name="add_biases")([raw, user_b, movie_b])
-    rating = RatingHead(rating_scale[0], rating_scale[1], global_mean, config.squash_output, name=HEAD)(raw)
+    rating = RatingHead(
+        rating_scale[0], rating_scale[1], global_mean, config.squash_output, config.squash_margin, name=HEAD
+    )(raw)
     return keras.Model(
         inputs={"user": user_in, "movie": movie_in}, outputs=rating, name=f"movierec_{config.kind}"
     )

@@ -187,7 +187,7 @@ class Recommender:
     def recommend_for_ratings(
         self,
         movie_ids: NDArray[np.int64],
-        ratings: NDArray[np.float32],
+        ratings: NDArray[np.floating[Any]],
         k: int,
         *,
         genres: list[str] | None = None,

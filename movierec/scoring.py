@@ -24,26 +24,39 @@ _FOLD_IN_CLAMP = 0.02
 
 @dataclass(frozen=True)
 class Head:
-    """The rating head: `offset + raw`, or `min + span * sigmoid(raw + logit_offset)`."""
+    """The rating head: `offset + raw`, or `low + span * sigmoid(raw + logit_offset)`, clipped to the scale.
+
+    The sigmoid spans [low, high] = [min - margin, max + margin] (see `movierec.models.RatingHead`).
+    """
 
     min_rating: float
     max_rating: float
     offset: float
     squash: bool
+    margin: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Head:
         return cls(
-            float(data["min_rating"]), float(data["max_rating"]), float(data["offset"]), bool(data["squash"])
+            float(data["min_rating"]),
+            float(data["max_rating"]),
+            float(data["offset"]),
+            bool(data["squash"]),
+            float(data.get("margin", 0.0)),
         )
 
     @property
+    def low(self) -> float:
+        return self.min_rating - self.margin
+
+    @property
     def span(self) -> float:
-        return self.max_rating - self.min_rating
+        """Width of the sigmoid's range."""
+        return self.max_rating - self.min_rating + 2 * self.margin
 
     @property
     def logit_offset(self) -> float:
-        p = (self.offset - self.min_rating) / self.span
+        p = (self.offset - self.low) / self.span
         p = min(max(p, 1e-3), 1 - 1e-3)
         return float(np.log(p / (1 - p)))
 
@@ -53,7 +66,7 @@ class Head:
         if self.squash:
             # Clipping the logit keeps np.exp finite; sigmoid(+-50) is already 0 or 1 in float32.
             logits = np.clip(raw + self.logit_offset, -50.0, 50.0)
-            out = self.min_rating + self.span / (1.0 + np.exp(-logits))
+            out = self.low + self.span / (1.0 + np.exp(-logits))
         else:
             out = raw + self.offset
         return np.clip(out, self.min_rating, self.max_rating).astype(np.float32)
@@ -63,7 +76,7 @@ class Head:
         ratings = np.asarray(ratings, dtype=np.float64)
         if not self.squash:
             return (ratings - self.offset).astype(np.float32)
-        p = np.clip((ratings - self.min_rating) / self.span, _FOLD_IN_CLAMP, 1 - _FOLD_IN_CLAMP)
+        p = np.clip((ratings - self.low) / self.span, _FOLD_IN_CLAMP, 1 - _FOLD_IN_CLAMP)
         return (np.log(p / (1 - p)) - self.logit_offset).astype(np.float32)
 
 
@@ -223,7 +236,7 @@ class Scorer:
             raw = np.maximum(pre, 0) @ w_out + self.output_bias
             if self.head.squash:
                 sig = 1.0 / (1.0 + np.exp(-(raw + self.head.logit_offset)))
-                pred = self.head.min_rating + self.head.span * sig
+                pred = self.head.low + self.head.span * sig
                 dpred = self.head.span * sig * (1 - sig)
             else:
                 pred, dpred = raw + self.head.offset, np.ones_like(raw)

@@ -179,7 +179,9 @@ def build_svdpp_model(
     user_b = _embedding(n_users, 1, config.l2_bias, per_example, USER_BIAS, init_scale=0.0)(user_in)
     movie_b = _embedding(n_movies, 1, config.l2_bias, per_example, MOVIE_BIAS, init_scale=0.0)(movie_in)
     raw = layers.Add(name="add_biases")([raw, user_b, movie_b])
-    rating = RatingHead(rating_scale[0], rating_scale[1], global_mean, config.squash_output, name=HEAD)(raw)
+    rating = RatingHead(
+        rating_scale[0], rating_scale[1], global_mean, config.squash_output, config.squash_margin, name=HEAD
+    )(raw)
     model = keras.Model(inputs={"user": user_in, "movie": movie_in}, outputs=rating, name="movierec_svdpp")
     implicit.set_pairs(rated_user_idx, rated_movie_idx)
     return model

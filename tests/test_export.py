@@ -49,7 +49,7 @@ def test_unsquashed_head_is_reproduced_too(kind):
         layer = model.get_layer(name)
         layer.set_weights([rng.normal(0, 0.2, layer.get_weights()[0].shape).astype(np.float32)])
     arrays, head = export_arrays(model, config)
-    assert head == {"min_rating": 0.5, "max_rating": 5.0, "offset": 3.5, "squash": False}
+    assert head == {"min_rating": 0.5, "max_rating": 5.0, "offset": 3.5, "squash": False, "margin": 0.0}
     scorer = Scorer(kind, arrays, Head.from_dict(head), np.zeros(7), np.zeros(9))
     users, movies = _all_pairs(7, 9)
     expected = model.predict({"user": users.astype(np.int32), "movie": movies.astype(np.int32)}, verbose=0)

@@ -150,7 +150,7 @@ def fit(
     else:
         model = build_model(config.model, len(train.users), len(train.movies), rating_scale, mu)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=_optimizer(keras, config),
         loss="mse",
         metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
     )
@@ -203,6 +203,21 @@ def fit(
     arrays, head = export_arrays(model, config.model)
     arrays = {**arrays, "baseline_user_bias": base_u, "baseline_movie_bias": base_i}
     return FittedModel(model, train, arrays, head, best_epoch, lr_log.rates[:best_epoch], seconds, hist)
+
+
+def _optimizer(keras: Any, config: TrainConfig) -> Any:
+    """Adam, optionally with decoupled weight decay (AdamW) and an exponential moving average of the weights."""
+    common: dict[str, Any] = {"learning_rate": config.learning_rate}
+    if config.ema_momentum is not None:
+        common.update(use_ema=True, ema_momentum=config.ema_momentum)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(momentum=config.adam_beta_1, nesterov=True, **common)
+    if config.optimizer == "adagrad":
+        return keras.optimizers.Adagrad(**common)
+    kwargs = {**common, "beta_1": config.adam_beta_1}
+    if config.weight_decay:
+        return keras.optimizers.AdamW(weight_decay=config.weight_decay, **kwargs)
+    return keras.optimizers.Adam(**kwargs)
 
 
 def _inputs(user_idx: NDArray[Any], movie_idx: NDArray[Any]) -> dict[str, NDArray[Any]]:

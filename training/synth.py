@@ -31,8 +31,25 @@ from numpy.typing import NDArray
 
 # The csv sets' genre vocabulary (ml-25m), without "(no genres listed)".
 GENRES = (
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-    "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 MIN_RATING, MAX_RATING = 0.5, 5.0
 # ml-25m's timestamp range (1995-01-09 .. 2019-11-21).
@@ -105,7 +122,9 @@ class Planted:
     def ratings(self, user_idx: NDArray[Any], movie_idx: NDArray[Any]) -> NDArray[np.float32]:
         """Noiseless planted ratings of index pairs (not clipped)."""
         dots = np.einsum("ij,ij->i", self.user_factors[user_idx], self.movie_factors[movie_idx])
-        return (self.global_mean + self.user_bias[user_idx] + self.movie_bias[movie_idx] + dots).astype(np.float32)
+        return (self.global_mean + self.user_bias[user_idx] + self.movie_bias[movie_idx] + dots).astype(
+            np.float32
+        )
 
 
 def plant(spec: SynthSpec, rng: np.random.Generator) -> Planted:
@@ -163,7 +182,9 @@ def _draw_movies(
     raise RuntimeError("could not draw distinct movies per user; lower the ratings per user or the skew")
 
 
-def _timestamps(owner: NDArray[np.int64], starts: NDArray[np.int64], spans: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
+def _timestamps(
+    owner: NDArray[np.int64], starts: NDArray[np.int64], spans: NDArray[np.int64], rng: np.random.Generator
+) -> NDArray[np.int64]:
     """Each user rates within their own active window, like real accounts."""
     return starts[owner] + (rng.random(owner.size) * spans[owner]).astype(np.int64)
 
@@ -189,7 +210,9 @@ _RATING_TEXT = np.array([f"{i / 2:.1f}" for i in range(11)])  # "4.0", "3.5" lik
 RATINGS_HEADER = b"userId,movieId,rating,timestamp\n"
 
 
-def _write_chunk(sink: Any, users: NDArray[Any], movies: NDArray[Any], ratings: NDArray[Any], stamps: NDArray[Any]) -> None:
+def _write_chunk(
+    sink: Any, users: NDArray[Any], movies: NDArray[Any], ratings: NDArray[Any], stamps: NDArray[Any]
+) -> None:
     """Append rows to an open binary file: pyarrow's C++ writer when installed (~10x pandas), else pandas."""
     half_stars = np.rint(ratings * 2).astype(np.int8)
     try:
@@ -216,12 +239,16 @@ def write_synthetic(spec: SynthSpec, out_dir: str | Path) -> str:
     cdf[-1] = 1.0
     counts = user_counts(spec, rng)
     starts = rng.integers(_FIRST_TS, _LAST_TS - 86_400, spec.n_users)
-    spans = np.minimum(rng.lognormal(np.log(30 * 86_400), 2.0, spec.n_users).astype(np.int64), _LAST_TS - starts)
+    spans = np.minimum(
+        rng.lognormal(np.log(30 * 86_400), 2.0, spec.n_users).astype(np.int64), _LAST_TS - starts
+    )
     _movies_frame(spec, planted, rng).to_csv(out / "movies.csv", index=False)
 
     # Chunk boundaries at whole users, about chunk_rows ratings each.
     ends = np.cumsum(counts)
-    cuts = np.unique(np.searchsorted(ends, np.arange(spec.chunk_rows, spec.n_ratings, spec.chunk_rows), side="left"))
+    cuts = np.unique(
+        np.searchsorted(ends, np.arange(spec.chunk_rows, spec.n_ratings, spec.chunk_rows), side="left")
+    )
     bounds = sorted({0, spec.n_users, *(int(c) + 1 for c in cuts if c + 1 < spec.n_users)})
     sq_err, n_rows = 0.0, 0
     hist = np.zeros(10, dtype=np.int64)
@@ -256,7 +283,9 @@ def write_synthetic(spec: SynthSpec, out_dir: str | Path) -> str:
         "top_movie_share": round(float(movie_counts.max() / n_rows), 5),
         "median_ratings_per_movie": float(np.median(movie_counts)),
         "ratings_per_user": {
-            "min": int(counts.min()), "median": float(np.median(counts)), "max": int(counts.max()),
+            "min": int(counts.min()),
+            "median": float(np.median(counts)),
+            "max": int(counts.max()),
         },
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -41,20 +41,35 @@ async def predict(
         movies = np.fromiter((p.movie_id for p in body.instances), dtype=np.int64, count=len(body.instances))
     preds = loaded.recommender.predict(users, movies, strict=strict)
     rows = zip(
-        users.tolist(), movies.tolist(), preds.ratings.tolist(), preds.user_known.tolist(), preds.movie_known.tolist(),
+        users.tolist(),
+        movies.tolist(),
+        preds.ratings.tolist(),
+        preds.user_known.tolist(),
+        preds.movie_known.tolist(),
         strict=True,
     )
     if body.instances is None:
         u, m, r, uk, mk = next(rows)
         return Prediction(
-            user_id=u, movie_id=m, predicted_rating=round(r, 4), user_known=uk, movie_known=mk, fallback=not (uk and mk)
+            user_id=u,
+            movie_id=m,
+            predicted_rating=round(r, 4),
+            user_known=uk,
+            movie_known=mk,
+            fallback=not (uk and mk),
         )
     # One validation of plain dicts in pydantic-core is ~2x cheaper than a Prediction(...) call per pair.
     return PredictBatchResponse.model_validate(
         {
             "predictions": [
-                {"user_id": u, "movie_id": m, "predicted_rating": round(r, 4), "user_known": uk, "movie_known": mk,
-                 "fallback": not (uk and mk)}
+                {
+                    "user_id": u,
+                    "movie_id": m,
+                    "predicted_rating": round(r, 4),
+                    "user_known": uk,
+                    "movie_known": mk,
+                    "fallback": not (uk and mk),
+                }
                 for u, m, r, uk, mk in rows
             ]
         }

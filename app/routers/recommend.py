@@ -60,7 +60,7 @@ async def recommend_for_ratings(
     check_limit("ratings", len(body.ratings), settings.max_fold_in_ratings)
     recommender = loaded.recommender
     movies = np.array([r.movie_id for r in body.ratings], dtype=np.int64)
-    ratings = np.array([r.rating for r in body.ratings], dtype=np.float32)
+    ratings = np.array([r.rating for r in body.ratings], dtype=np.float64)
     ranked = recommender.recommend_for_ratings(
         movies, ratings, body.k, genres=body.genre, min_ratings=body.min_ratings
     )
