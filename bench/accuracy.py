@@ -150,23 +150,14 @@ def ranking_metrics(
 def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool) -> Row:
     """Fit a default model exactly as `python -m training train --model KIND --no-refit` does and evaluate it."""
     from training.config import TrainConfig
-    from training.pipeline import Indexed, evaluate, fit
+    from training.pipeline import Indexed, carve_validation, evaluate, fit
 
     overrides: dict[str, Any] = {"seed": seed, "split": split_kind, "refit": False}
     if quick:
         overrides["epochs"] = 3
     config = TrainConfig.for_kind(kind, **overrides)  # type: ignore[arg-type]
     train_all = Indexed.from_frame(split.train)
-    # The same validation carve as training.pipeline.train_run.
-    is_val = np.random.default_rng(config.seed + 1).random(len(split.train)) < config.validation_fraction
-    fit_part = Indexed(
-        train_all.users,
-        train_all.movies,
-        train_all.user_idx[~is_val],
-        train_all.movie_idx[~is_val],
-        train_all.ratings[~is_val],
-    )
-    validation = (train_all.user_idx[is_val], train_all.movie_idx[is_val], train_all.ratings[is_val])
+    fit_part, validation = carve_validation(train_all, config)  # the same carve as train_run
     started = time.perf_counter()
     fitted = fit(config, fit_part, split.data.rating_scale, validation=validation, verbose=0)
     seconds = time.perf_counter() - started

@@ -297,6 +297,26 @@ def new_run_id(kind: str, fingerprint: str, output_dir: Path) -> str:
     return run_id
 
 
+def carve_validation(
+    train_all: Indexed, config: TrainConfig
+) -> tuple[Indexed, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]]:
+    """Split train into the fit part and the validation slice that early stopping and the schedule use.
+
+    Held-out rows never take part: they are read once, for the report.
+    """
+    is_val = (
+        np.random.default_rng(config.seed + 1).random(len(train_all.ratings)) < config.validation_fraction
+    )
+    fit_part = Indexed(
+        train_all.users,
+        train_all.movies,
+        train_all.user_idx[~is_val],
+        train_all.movie_idx[~is_val],
+        train_all.ratings[~is_val],
+    )
+    return fit_part, (train_all.user_idx[is_val], train_all.movie_idx[is_val], train_all.ratings[is_val])
+
+
 def train_run(
     data: RatingsData,
     config: TrainConfig,
@@ -310,19 +330,12 @@ def train_run(
     train_mask = split_mask(ratings, config.split, config.seed, config.train_fraction)
     train_rows, heldout = ratings[train_mask], ratings[~train_mask]
     train_all = Indexed.from_frame(train_rows)
-    # Early stopping and the schedule are chosen on a validation slice of train; held-out rows are read once.
-    rng = np.random.default_rng(config.seed + 1)
-    is_val = rng.random(len(train_rows)) < config.validation_fraction
-    fit_part = Indexed(
-        train_all.users,
-        train_all.movies,
-        train_all.user_idx[~is_val],
-        train_all.movie_idx[~is_val],
-        train_all.ratings[~is_val],
-    )
-    validation = (train_all.user_idx[is_val], train_all.movie_idx[is_val], train_all.ratings[is_val])
+    fit_part, validation = carve_validation(train_all, config)
     log.info(
-        "fitting %s on %d ratings (%d for validation)", config.model.kind, len(fit_part.ratings), is_val.sum()
+        "fitting %s on %d ratings (%d for validation)",
+        config.model.kind,
+        len(fit_part.ratings),
+        len(validation[2]),
     )
     eval_model = fit(config, fit_part, data.rating_scale, validation=validation, verbose=verbose)
     metrics = evaluate(eval_model, heldout)
