@@ -26,12 +26,17 @@ async def get_holder(request: Request) -> ModelHolder:
     return holder
 
 
-async def get_loaded(request: Request) -> LoadedModel:
+def current_model(request: Request) -> LoadedModel:
     """The model serving this request; one reference for the whole request, so a reload cannot split it."""
-    loaded = request.app.state.holder.current
+    loaded: LoadedModel | None = request.app.state.holder.current
     if loaded is None:
         raise ApiError(503, "not_ready", "no model is loaded yet")
     return loaded
+
+
+async def get_loaded(request: Request) -> LoadedModel:
+    """`current_model` as a dependency."""
+    return current_model(request)
 
 
 async def get_metrics(request: Request) -> Metrics:

@@ -5,6 +5,7 @@ An index never leaves the core: HTTP payloads and artifacts' human-facing files 
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +61,13 @@ class IdMap:
         return np.where(found, pos_clipped, UNKNOWN_INDEX).astype(np.int64)
 
     def index(self, raw_id: int) -> int | None:
-        """Index of one raw id, or None when unknown."""
-        idx = int(self.index_of(np.array([raw_id]))[0])
-        return None if idx == UNKNOWN_INDEX else idx
+        """Index of one raw id, or None when unknown (a dict lookup: the per-request path)."""
+        return self._lookup.get(int(raw_id))
+
+    @cached_property
+    def _lookup(self) -> dict[int, int]:
+        # Built on first use: the service looks single ids up per request; the trainer never needs it.
+        return dict(zip(self._ids.tolist(), range(self._ids.size), strict=True))
 
     def id_of(self, indices: ArrayLike) -> NDArray[np.int64]:
         """Raw ids of indices.

@@ -147,6 +147,22 @@ class Recommender:
         ratings, _ = self.scorer.predict(u_idx, m_idx)
         return Predictions(ratings, user_known, movie_known)
 
+    def predict_one(self, user_id: int, movie_id: int, *, strict: bool = False) -> tuple[float, bool, bool]:
+        """(rating, user known, movie known) for one pair: the same numbers as `predict`, with dict lookups."""
+        u = self.bundle.user_ids.index(user_id)
+        m = self.bundle.movie_ids.index(movie_id)
+        if strict and u is None:
+            raise UnknownUserError(user_id)
+        if strict and m is None:
+            raise UnknownMovieError(movie_id)
+        u_idx = np.array([-1 if u is None else u], dtype=np.int64)
+        m_idx = np.array([-1 if m is None else m], dtype=np.int64)
+        if u is not None and m is not None:
+            rating = self.scorer.head.apply(self.scorer.raw_pairs(u_idx, m_idx))
+        else:
+            rating = self.scorer.fallback(u_idx, m_idx)
+        return float(rating[0]), u is not None, m is not None
+
     # ---- top-k ----------------------------------------------------------------------------------------
 
     def candidate_mask(self, genres: list[str] | None, min_ratings: int) -> NDArray[np.bool_] | None:

@@ -206,6 +206,7 @@ def test_unexpected_errors_return_no_trace_and_no_internals(
         raise RuntimeError(f"boom in {loaded.recommender.bundle.path}")
 
     monkeypatch.setattr(loaded.recommender, "predict", explode)
+    monkeypatch.setattr(loaded.recommender, "predict_one", explode)
     with caplog.at_level(logging.ERROR):
         response = client.post("/predict", json={"user_id": 1, "movie_id": 10})
     assert response.status_code == 500

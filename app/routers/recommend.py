@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
 
-from app.dependencies import LoadedDep, SettingsDep, check_limit
-from app.schemas import ErrorResponse, FoldInRequest, RecommendedMovie, RecommendResponse
+from app.dependencies import check_limit, current_model
+from app.responses import FastJSONResponse
+from app.schemas import ErrorResponse, FoldInRequest, RecommendResponse
 from movierec.recommender import Ranked, Recommender
 
 router = APIRouter(tags=["recommendations"])
@@ -18,22 +20,23 @@ _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}, 422: 
 _BODY_ERRORS = {**_ERRORS, 400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
 
 
-def _items(recommender: Recommender, ranked: Ranked) -> list[RecommendedMovie]:
+def _items(recommender: Recommender, ranked: Ranked) -> list[dict[str, Any]]:
+    """`RecommendedMovie`s as plain JSON types (see app/responses.py for why not the model)."""
+    ids = recommender.bundle.movie_ids.ids
     return [
-        RecommendedMovie(
-            movie_id=recommender.movie_id(idx),
-            title=recommender.titles[idx],
-            genres=recommender.genres[idx],
-            predicted_rating=round(score, 4),
-        )
+        {
+            "movie_id": int(ids[idx]),
+            "title": recommender.titles[idx],
+            "genres": recommender.genres[idx],
+            "predicted_rating": round(score, 4),
+        }
         for idx, score in zip(ranked.movie_index.tolist(), ranked.scores.tolist(), strict=True)
     ]
 
 
 @router.get("/recommend/{user_id}", response_model=RecommendResponse, responses=_ERRORS)
 async def recommend_for_user(
-    loaded: LoadedDep,
-    settings: SettingsDep,
+    request: Request,
     user_id: Annotated[int, Path(ge=1, le=2**53 - 1, examples=[1])],
     k: Annotated[int, Query(ge=1, description="list length (at most MOVIEREC_MAX_K)")] = 10,
     exclude_rated: bool = True,
@@ -41,29 +44,41 @@ async def recommend_for_user(
     min_ratings: Annotated[
         int, Query(ge=0, le=2**31 - 1, description="only movies rated at least this often")
     ] = 0,
-) -> RecommendResponse:
+) -> Response:
     """Top-k movies for a user: personalised when the user is known, the cold-start list otherwise."""
-    check_limit("k", k, settings.max_k)
-    recommender = loaded.recommender
+    # The model and settings come from app state, not Depends: a dependency solve per request is measurable here.
+    check_limit("k", k, request.app.state.settings.max_k)
+    recommender = current_model(request).recommender
     ranked = recommender.recommend(
         user_id, k, exclude_rated=exclude_rated, genres=genre, min_ratings=min_ratings
     )
-    return RecommendResponse(user_id=user_id, strategy=ranked.strategy, items=_items(recommender, ranked))
+    return FastJSONResponse(
+        {
+            "user_id": user_id,
+            "strategy": ranked.strategy,
+            "items": _items(recommender, ranked),
+            "ignored_movie_ids": [],
+        }
+    )
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=_BODY_ERRORS)
-async def recommend_for_ratings(
-    body: FoldInRequest, loaded: LoadedDep, settings: SettingsDep
-) -> RecommendResponse:
+async def recommend_for_ratings(body: FoldInRequest, request: Request) -> Response:
     """Top-k for a new or anonymous user from their ratings, folded in without retraining."""
+    settings = request.app.state.settings
     check_limit("k", body.k, settings.max_k)
     check_limit("ratings", len(body.ratings), settings.max_fold_in_ratings)
-    recommender = loaded.recommender
+    recommender = current_model(request).recommender
     movies = np.array([r.movie_id for r in body.ratings], dtype=np.int64)
     ratings = np.array([r.rating for r in body.ratings], dtype=np.float64)
     ranked = recommender.recommend_for_ratings(
         movies, ratings, body.k, genres=body.genre, min_ratings=body.min_ratings
     )
-    return RecommendResponse(
-        strategy="fold_in", items=_items(recommender, ranked), ignored_movie_ids=ranked.ignored
+    return FastJSONResponse(
+        {
+            "user_id": None,
+            "strategy": "fold_in",
+            "items": _items(recommender, ranked),
+            "ignored_movie_ids": ranked.ignored,
+        }
     )
