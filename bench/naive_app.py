@@ -69,7 +69,8 @@ def create_naive_app() -> FastAPI:
         u, m = users.index(body.user_id), movies.index(body.movie_id)
         rating = float(
             model.predict(
-                {"user": np.array([u or 0], dtype=np.int32), "movie": np.array([m or 0], dtype=np.int32)}, verbose=0
+                {"user": np.array([u or 0], dtype=np.int32), "movie": np.array([m or 0], dtype=np.int32)},
+                verbose=0,
             ).reshape(-1)[0]
         )
         known_u, known_m = u is not None, m is not None

@@ -54,7 +54,13 @@ def run_step(cmd: list[str], log_path: Path) -> dict[str, Any]:
     """Run a command with output to `log_path`; wall seconds, CPU seconds and peak RSS (MB) of it alone."""
     started = time.perf_counter()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
@@ -86,24 +92,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-refit", action="store_true")
     parser.add_argument("--batch-size", type=int, default=65_536)
     parser.add_argument("--learning-rate", type=float, default=0.01)
-    parser.add_argument("--model-dir", type=Path, default=None, help="an artifact trained earlier (skips training)")
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="an artifact trained earlier (skips training)"
+    )
     parser.add_argument("--train-log", type=Path, default=None, help="with --model-dir: its training log")
-    parser.add_argument("--train-usage", default=None, help="with --model-dir: JSON {wall_s, cpu_s, peak_rss_mb}")
-    parser.add_argument("--synth-usage", default=None, help="JSON {wall_s, cpu_s, peak_rss_mb} of an earlier synth run")
+    parser.add_argument(
+        "--train-usage", default=None, help="with --model-dir: JSON {wall_s, cpu_s, peak_rss_mb}"
+    )
+    parser.add_argument(
+        "--synth-usage", default=None, help="JSON {wall_s, cpu_s, peak_rss_mb} of an earlier synth run"
+    )
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--genre", default="Comedy")
     parser.add_argument("--port", type=int, default=8140)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/scale.md")
     args = parser.parse_args(argv)
-    result: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-                              "command": " ".join(["bench/scale.py", *(argv if argv is not None else sys.argv[1:])])}
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": " ".join(["bench/scale.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
         if not (args.data / "ratings.csv").exists():
-            cmd = [PYTHON, "-m", "training", "synth", "--out", str(args.data), "--users", str(args.users),
-                   "--movies", str(args.movies), "--ratings", str(args.ratings)]
+            cmd = [
+                PYTHON,
+                "-m",
+                "training",
+                "synth",
+                "--out",
+                str(args.data),
+                "--users",
+                str(args.users),
+                "--movies",
+                str(args.movies),
+                "--ratings",
+                str(args.ratings),
+            ]
             result["synth"] = run_step(cmd, work / "synth.log")
             print(f"synth: {result['synth']}", flush=True)
         elif args.synth_usage:
@@ -112,9 +139,25 @@ def main(argv: list[str] | None = None) -> int:
         result["planted"] = json.loads(planted.read_text()) if planted.exists() else None
 
         if args.model_dir is None:
-            cmd = [PYTHON, "-m", "training", "train", "--data", str(args.data), "--model", "bias", "--quiet",
-                   "--output-dir", str(work / "models"), "--epochs", str(args.epochs),
-                   "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate)]
+            cmd = [
+                PYTHON,
+                "-m",
+                "training",
+                "train",
+                "--data",
+                str(args.data),
+                "--model",
+                "bias",
+                "--quiet",
+                "--output-dir",
+                str(work / "models"),
+                "--epochs",
+                str(args.epochs),
+                "--batch-size",
+                str(args.batch_size),
+                "--learning-rate",
+                str(args.learning_rate),
+            ]
             if args.no_refit:
                 cmd.append("--no-refit")
             log_path = work / "train.log"
@@ -127,13 +170,23 @@ def main(argv: list[str] | None = None) -> int:
         log_text = log_path.read_text(errors="replace") if log_path and log_path.exists() else ""
         result["train"].update(
             epochs_seconds=epoch_seconds(log_text),
-            settings={"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-                      "refit": not args.no_refit},
-            summary=[x for x in log_text.splitlines() if x.startswith(("training ", "model ", "fit ", "artifact "))],
+            settings={
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "learning_rate": args.learning_rate,
+                "refit": not args.no_refit,
+            },
+            summary=[
+                x for x in log_text.splitlines() if x.startswith(("training ", "model ", "fit ", "artifact "))
+            ],
         )
         manifest = json.loads((model_dir / "manifest.json").read_text())
-        result["model"] = {"run_id": manifest["run_id"], "n_users": manifest["n_users"], "n_movies": manifest["n_movies"],
-                           "metrics": manifest["metrics"]}
+        result["model"] = {
+            "run_id": manifest["run_id"],
+            "n_users": manifest["n_users"],
+            "n_movies": manifest["n_movies"],
+            "metrics": manifest["metrics"],
+        }
         print(f"train: {result['train']}", flush=True)
 
         scenarios = build_scenarios(model_dir, args.genre)

@@ -78,33 +78,53 @@ def build_scenarios(model_dir: Path, genre: str, seed: int = 0) -> dict[str, Sce
         chosen = rng.choice(movies, 10, replace=False)
         ratings = rng.integers(1, 11, 10) / 2
         return json.dumps(
-            {"ratings": [{"movie_id": int(m), "rating": float(r)} for m, r in zip(chosen, ratings, strict=True)], "k": 10}
+            {
+                "ratings": [
+                    {"movie_id": int(m), "rating": float(r)} for m, r in zip(chosen, ratings, strict=True)
+                ],
+                "k": 10,
+            }
         )
 
     some_users = rng.choice(users, 2_000)
     return {
         CEILING: Scenario(CEILING, "ceiling: trivial JSON endpoint", "GET", ["/_bench/ceiling"]),
         "predict_one": Scenario(
-            "predict_one", "POST /predict, one pair", "POST", ["/predict"], [json.dumps(p) for p in pairs(2_000)]
+            "predict_one",
+            "POST /predict, one pair",
+            "POST",
+            ["/predict"],
+            [json.dumps(p) for p in pairs(2_000)],
         ),
         "predict_1000": Scenario(
-            "predict_1000", "POST /predict, 1,000 pairs", "POST", ["/predict"],
+            "predict_1000",
+            "POST /predict, 1,000 pairs",
+            "POST",
+            ["/predict"],
             [json.dumps({"instances": pairs(1_000)}) for _ in range(24)],
         ),
         "recommend": Scenario(
             "recommend", "GET /recommend/{user_id}?k=10", "GET", [f"/recommend/{u}?k=10" for u in some_users]
         ),
         "recommend_genre": Scenario(
-            "recommend_genre", f"GET /recommend/{{user_id}}?k=10&genre={genre}", "GET",
+            "recommend_genre",
+            f"GET /recommend/{{user_id}}?k=10&genre={genre}",
+            "GET",
             [f"/recommend/{u}?k=10&genre={genre}" for u in some_users],
         ),
         "fold_in": Scenario(
-            "fold_in", "POST /recommend, fold-in of 10 ratings", "POST", ["/recommend"],
+            "fold_in",
+            "POST /recommend, fold-in of 10 ratings",
+            "POST",
+            ["/recommend"],
             [fold_in_body() for _ in range(500)],
         ),
         "bias_ranking": Scenario("bias_ranking", "GET /movies/bias-ranking", "GET", ["/movies/bias-ranking"]),
         "naive_predict": Scenario(
-            "naive_predict", "naive: model.predict per request, one pair", "POST", ["/predict"],
+            "naive_predict",
+            "naive: model.predict per request, one pair",
+            "POST",
+            ["/predict"],
             [json.dumps(p) for p in pairs(2_000)],
         ),
     }
@@ -140,15 +160,29 @@ def _lua_strings(items: list[str]) -> str:
     return ",".join(f"[==[{s}]==]" for s in items)
 
 
-def run_wrk(base_url: str, scenario: Scenario, concurrency: int, duration: float, workdir: Path) -> dict[str, Any]:
+def run_wrk(
+    base_url: str, scenario: Scenario, concurrency: int, duration: float, workdir: Path
+) -> dict[str, Any]:
     """One wrk run (one thread: the server keeps the other core); returns requests/s, percentiles, errors."""
     script = workdir / f"{scenario.name}.lua"
     script.write_text(
-        _LUA % {"paths": _lua_strings(scenario.paths), "bodies": _lua_strings(scenario.bodies), "method": scenario.method}
+        _LUA
+        % {
+            "paths": _lua_strings(scenario.paths),
+            "bodies": _lua_strings(scenario.bodies),
+            "method": scenario.method,
+        }
     )
     cmd = [
-        "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "30s",
-        "-s", str(script), base_url + scenario.paths[0],
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        base_url + scenario.paths[0],
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCHJSON "))
@@ -184,7 +218,9 @@ def run_httpx(base_url: str, scenario: Scenario, concurrency: int, duration: flo
                 nonlocal errors
                 while time.perf_counter() < deadline:
                     path = scenario.paths[int(rng.integers(len(scenario.paths)))]
-                    body = scenario.bodies[int(rng.integers(len(scenario.bodies)))] if scenario.bodies else None
+                    body = (
+                        scenario.bodies[int(rng.integers(len(scenario.bodies)))] if scenario.bodies else None
+                    )
                     started = time.perf_counter()
                     try:
                         r = await client.request(
@@ -214,7 +250,9 @@ def run_httpx(base_url: str, scenario: Scenario, concurrency: int, duration: flo
     }
 
 
-def measure(server: Server, scenario: Scenario, concurrency: int, duration: float, workdir: Path) -> dict[str, Any]:
+def measure(
+    server: Server, scenario: Scenario, concurrency: int, duration: float, workdir: Path
+) -> dict[str, Any]:
     """A load run with the machine's load average, and the server's CPU seconds, recorded before and after it.
 
     CPU microseconds per request of the server process tree are the contention-proof figure: on a shared
@@ -229,8 +267,10 @@ def measure(server: Server, scenario: Scenario, concurrency: int, duration: floa
     cpu = server.cpu_seconds() - cpu_before
     result["server_cpu_us_per_request"] = round(cpu / max(result["requests"], 1) * 1e6, 1)
     result.update(
-        scenario=scenario.name, concurrency=concurrency,
-        loadavg_before=[round(x, 2) for x in before], loadavg_after=[round(x, 2) for x in os.getloadavg()],
+        scenario=scenario.name,
+        concurrency=concurrency,
+        loadavg_before=[round(x, 2) for x in before],
+        loadavg_after=[round(x, 2) for x in os.getloadavg()],
     )
     return result
 
@@ -258,7 +298,9 @@ class ServerConfig:
 class Server:
     """A uvicorn subprocess on 127.0.0.1; `with Server(...) as s:` waits for /ready and stops it after."""
 
-    def __init__(self, factory: str, model_dir: Path, config: ServerConfig, port: int, ready_timeout: float = 300) -> None:
+    def __init__(
+        self, factory: str, model_dir: Path, config: ServerConfig, port: int, ready_timeout: float = 300
+    ) -> None:
         self.factory, self.model_dir, self.config, self.port = factory, model_dir, config, port
         self.ready_timeout = ready_timeout
         self.base_url = f"http://127.0.0.1:{port}"
@@ -275,9 +317,26 @@ class Server:
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
         cmd = [
-            PYTHON, "-m", "uvicorn", "--factory", self.factory, "--app-dir", str(ROOT),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.config.workers),
-            "--loop", self.config.loop, "--http", self.config.http, "--log-level", "warning", "--no-access-log",
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "--factory",
+            self.factory,
+            "--app-dir",
+            str(ROOT),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.config.workers),
+            "--loop",
+            self.config.loop,
+            "--http",
+            self.config.http,
+            "--log-level",
+            "warning",
+            "--no-access-log",
         ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
@@ -290,7 +349,9 @@ class Server:
         assert self.proc is not None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {Path(self.log.name).read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}; log: {Path(self.log.name).read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(self.base_url + "/ready", timeout=2).status_code == 200:
                     return
@@ -378,8 +439,23 @@ def train_model(data: Path, workdir: Path) -> Path:
     """Train the default bias model exactly as `python -m training train` does; returns the run directory."""
     out = workdir / "models"
     subprocess.run(
-        [PYTHON, "-m", "training", "train", "--data", str(data), "--model", "bias", "--output-dir", str(out), "--quiet"],
-        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PYTHON,
+            "-m",
+            "training",
+            "train",
+            "--data",
+            str(data),
+            "--model",
+            "bias",
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return (out / "latest").resolve()
 
@@ -388,8 +464,14 @@ MAIN_SCENARIOS = ["predict_one", "predict_1000", "recommend", "recommend_genre",
 
 
 def measure_service(
-    model_dir: Path, scenarios: dict[str, Scenario], names: list[str], concurrency: list[int], duration: float,
-    config: ServerConfig, port: int, workdir: Path,
+    model_dir: Path,
+    scenarios: dict[str, Scenario],
+    names: list[str],
+    concurrency: list[int],
+    duration: float,
+    config: ServerConfig,
+    port: int,
+    workdir: Path,
 ) -> dict[str, Any]:
     """Ceiling (before and after) and every named scenario at each concurrency, on one server."""
     rows: list[dict[str, Any]] = []
@@ -438,23 +520,48 @@ def evaluate_targets(rows: list[dict[str, Any]], memory_mb: float, c: int = 16) 
     targets: list[dict[str, Any]] = []
     one, rec, naive = row("predict_one"), row("recommend"), row("naive_predict")
     if one:
-        targets.append({"target": f"/predict single >= 70% of ceiling req/s (c={c})", "value": one["rps_vs_ceiling"],
-                        "met": one["rps_vs_ceiling"] >= 0.7})
-        targets.append({"target": f"/predict single p99 <= 1.5x ceiling p99 (c={c})", "value": one["p99_vs_ceiling"],
-                        "met": one["p99_vs_ceiling"] <= 1.5})
+        targets.append(
+            {
+                "target": f"/predict single >= 70% of ceiling req/s (c={c})",
+                "value": one["rps_vs_ceiling"],
+                "met": one["rps_vs_ceiling"] >= 0.7,
+            }
+        )
+        targets.append(
+            {
+                "target": f"/predict single p99 <= 1.5x ceiling p99 (c={c})",
+                "value": one["p99_vs_ceiling"],
+                "met": one["p99_vs_ceiling"] <= 1.5,
+            }
+        )
     for name in ("recommend", "recommend_genre", "fold_in"):
         r = row(name)
         if r:
-            targets.append({"target": f"{name} >= 40% of ceiling req/s (c={c})", "value": r["rps_vs_ceiling"],
-                            "met": r["rps_vs_ceiling"] >= 0.4})
+            targets.append(
+                {
+                    "target": f"{name} >= 40% of ceiling req/s (c={c})",
+                    "value": r["rps_vs_ceiling"],
+                    "met": r["rps_vs_ceiling"] >= 0.4,
+                }
+            )
     if one and naive:
         speedup = one["rps"] / max(naive["rps"], 1e-9)
-        targets.append({"target": f"/predict >= 100x naive model.predict req/s (c={c})", "value": round(speedup, 1),
-                        "met": speedup >= 100})
+        targets.append(
+            {
+                "target": f"/predict >= 100x naive model.predict req/s (c={c})",
+                "value": round(speedup, 1),
+                "met": speedup >= 100,
+            }
+        )
     errors = sum(r["errors"] for r in rows)
     targets.append({"target": "0 errors in every run", "value": errors, "met": errors == 0})
-    targets.append({"target": "service resident memory <= 800 MB after warm-up", "value": memory_mb,
-                    "met": memory_mb <= 800})
+    targets.append(
+        {
+            "target": "service resident memory <= 800 MB after warm-up",
+            "value": memory_mb,
+            "met": memory_mb <= 800,
+        }
+    )
     del rec
     return targets
 
@@ -469,7 +576,9 @@ SWEEP = [
 ]
 
 
-def run_sweep(model_dir: Path, scenarios: dict[str, Scenario], duration: float, port: int, workdir: Path) -> list[dict[str, Any]]:
+def run_sweep(
+    model_dir: Path, scenarios: dict[str, Scenario], duration: float, port: int, workdir: Path
+) -> list[dict[str, Any]]:
     """Server settings on ceiling, single predict and recommend at concurrency 16."""
     results = []
     for config in SWEEP:
@@ -481,7 +590,9 @@ def run_sweep(model_dir: Path, scenarios: dict[str, Scenario], duration: float, 
             rows = [measure(server, scenarios[n], 16, duration, workdir) for n in names]
         entry = {"config": config.__dict__, "describe": config.describe(), "memory": memory}
         for r in rows:
-            entry[r["scenario"]] = {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "errors", "loadavg_before", "loadavg_after")}
+            entry[r["scenario"]] = {
+                k: r[k] for k in ("rps", "p50_ms", "p99_ms", "errors", "loadavg_before", "loadavg_after")
+            }
         results.append(entry)
     return results
 
@@ -567,14 +678,20 @@ def write_report(result: dict[str, Any], out: Path) -> None:
 def machine() -> str:
     cpu = ""
     with contextlib.suppress(OSError, StopIteration):
-        cpu = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name"))
+        cpu = next(
+            x.split(":", 1)[1].strip()
+            for x in Path("/proc/cpuinfo").read_text().splitlines()
+            if x.startswith("model name")
+        )
     return f"{os.cpu_count()} CPUs ({cpu or platform.processor()}), Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/ml-latest-small")
-    parser.add_argument("--model-dir", type=Path, default=None, help="serve this artifact instead of training one")
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="serve this artifact instead of training one"
+    )
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per scenario and concurrency")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--scenarios", default=",".join(MAIN_SCENARIOS))
@@ -600,9 +717,14 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = build_scenarios(model_dir, args.genre)
         load_start = os.getloadavg()
         print(f"service: {config.describe()}", flush=True)
-        service = measure_service(model_dir, scenarios, names, concurrency, args.duration, config, args.port, workdir)
+        service = measure_service(
+            model_dir, scenarios, names, concurrency, args.duration, config, args.port, workdir
+        )
         rows = service["rows"]
-        memory = {"service_after_warmup": service["memory_after_warmup"], "service_at_end": service["memory_at_end"]}
+        memory = {
+            "service_after_warmup": service["memory_after_warmup"],
+            "service_at_end": service["memory_at_end"],
+        }
         if not args.no_naive:
             print("naive reference", flush=True)
             with Server("bench.naive_app:create_naive_app", model_dir, config, args.port + 1) as naive:
@@ -612,7 +734,11 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(measure(naive, scenarios["naive_predict"], c, args.duration, workdir))
                     print(f"  c={c}: naive {rows[-1]['rps']:.1f}/s", flush=True)
                 memory["naive_at_end"] = naive.memory()
-        sweep = run_sweep(model_dir, scenarios, args.sweep_duration or args.duration, args.port + 2, workdir) if args.sweep else []
+        sweep = (
+            run_sweep(model_dir, scenarios, args.sweep_duration or args.duration, args.port + 2, workdir)
+            if args.sweep
+            else []
+        )
         model_name = str(model_dir) if args.model_dir else f"bias trained on {args.data.name} by this run"
     ceiling = ceilings(rows)
     add_ratios(rows, ceiling)
@@ -621,11 +747,15 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
-            "load_generator": "wrk 1 thread, Lua-randomised requests" if shutil.which("wrk") else "httpx asyncio loop",
+            "load_generator": "wrk 1 thread, Lua-randomised requests"
+            if shutil.which("wrk")
+            else "httpx asyncio loop",
             "server": f"uvicorn, {config.describe()}",
             "model": model_name,
             "duration_s": args.duration,
-            "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+            "command": " ".join(
+                [Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]
+            ),
             "loadavg_at_start": [round(x, 2) for x in load_start],
             "loadavg_range": f"{min(loads):.2f} to {max(loads):.2f}",
         },

@@ -32,7 +32,9 @@ def _any_user_and_movie(tiny_ratings: RatingsData) -> tuple[int, int]:
     return int(row["user_id"]), int(row["movie_id"])
 
 
-def test_kind_serves_predictions_and_lists(kind_client: tuple[str, TestClient], tiny_ratings: RatingsData) -> None:
+def test_kind_serves_predictions_and_lists(
+    kind_client: tuple[str, TestClient], tiny_ratings: RatingsData
+) -> None:
     kind, client = kind_client
     assert client.get("/model").json()["model_kind"] == kind
     user, movie = _any_user_and_movie(tiny_ratings)
@@ -54,4 +56,7 @@ def test_bias_ranking_without_biases_is_409(kind_client: tuple[str, TestClient])
     _, client = kind_client
     response = client.get("/movies/bias-ranking")
     assert response.status_code == 409
-    assert response.json()["code"] == "unsupported_for_model" and "no learned biases" in response.json()["detail"]
+    assert (
+        response.json()["code"] == "unsupported_for_model"
+        and "no learned biases" in response.json()["detail"]
+    )

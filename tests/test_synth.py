@@ -12,7 +12,9 @@ import pytest
 from movierec.data import load_ratings
 from training.synth import SynthSpec, write_synthetic
 
-SPEC = SynthSpec(n_users=300, n_movies=400, n_ratings=20_000, n_factors=4, noise=0.5, seed=3, chunk_rows=4_000)
+SPEC = SynthSpec(
+    n_users=300, n_movies=400, n_ratings=20_000, n_factors=4, noise=0.5, seed=3, chunk_rows=4_000
+)
 
 
 @pytest.fixture(scope="module")
