@@ -44,12 +44,6 @@ class TrainConfig(BaseModel):
     optimizer: Literal["adam", "sgd", "adagrad"] = "adam"
     adam_beta_1: float = Field(0.9, ge=0, lt=1, description="Adam's beta_1, or SGD's momentum")
     weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay (0: plain Adam)")
-    ema_momentum: float | None = Field(
-        None,
-        gt=0,
-        lt=1,
-        description="keep an exponential moving average of the weights and use it at the end",
-    )
     refit: bool = Field(True, description="refit on all ratings with the chosen epochs and schedule")
     fold_in_l2: float = Field(5.0, gt=0)
 

@@ -206,18 +206,18 @@ def fit(
 
 
 def _optimizer(keras: Any, config: TrainConfig) -> Any:
-    """Adam, optionally with decoupled weight decay (AdamW) and an exponential moving average of the weights."""
-    common: dict[str, Any] = {"learning_rate": config.learning_rate}
-    if config.ema_momentum is not None:
-        common.update(use_ema=True, ema_momentum=config.ema_momentum)
+    """The configured optimizer: Adam (AdamW with `weight_decay`), SGD with Nesterov momentum, or Adagrad."""
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=config.adam_beta_1, nesterov=True, **common)
+        return keras.optimizers.SGD(
+            learning_rate=config.learning_rate, momentum=config.adam_beta_1, nesterov=True
+        )
     if config.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(**common)
-    kwargs = {**common, "beta_1": config.adam_beta_1}
+        return keras.optimizers.Adagrad(learning_rate=config.learning_rate)
     if config.weight_decay:
-        return keras.optimizers.AdamW(weight_decay=config.weight_decay, **kwargs)
-    return keras.optimizers.Adam(**kwargs)
+        return keras.optimizers.AdamW(
+            learning_rate=config.learning_rate, beta_1=config.adam_beta_1, weight_decay=config.weight_decay
+        )
+    return keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=config.adam_beta_1)
 
 
 def _inputs(user_idx: NDArray[Any], movie_idx: NDArray[Any]) -> dict[str, NDArray[Any]]:
