@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.body import register_schemas
 from app.device import resolve_device
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimitMiddleware, Metrics, MetricsMiddleware
 from app.routers import admin, movies, ops, predict, recommend
+from app.schemas import PredictRequest
 from app.settings import Settings, get_settings
 from app.state import ModelHolder, load_model
 
@@ -73,7 +76,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    _document_raw_bodies(app)
     return app
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Put the bodies that routes parse themselves (app/body.py) into the OpenAPI components."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = register_schemas(default_openapi(), PredictRequest)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 app = create_app()

@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from app.body import json_body_openapi, parse_json_body
 from app.dependencies import check_limit, current_model
 from app.responses import FastJSONResponse
 from app.schemas import ErrorResponse, PredictBatchResponse, Prediction, PredictRequest
@@ -23,15 +24,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/predict", response_model=Prediction | PredictBatchResponse, responses=_ERRORS)
+@router.post(
+    "/predict",
+    response_model=Prediction | PredictBatchResponse,
+    responses=_ERRORS,
+    openapi_extra=json_body_openapi(PredictRequest),
+)
 async def predict(
-    body: PredictRequest,
     request: Request,
     strict: bool = Query(False, description="404 on an unknown id instead of the fallback prediction"),
 ) -> Response:
     """Predicted rating for one (user, movie) pair or a batch of `instances`; unknown ids get the fallback."""
     # Async on purpose: this is microseconds of numpy, cheaper than a threadpool hop. The model is read
     # from app state directly (not through Depends) because this is the hottest route.
+    # The body is parsed by pydantic-core straight from bytes (about 50 µs cheaper than FastAPI's body
+    # parameter on this hottest route); errors keep the usual 422 shape.
+    body = await parse_json_body(request, PredictRequest)
     recommender = current_model(request).recommender
     strict = strict or body.strict
     if body.instances is None:
