@@ -50,6 +50,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from movierec.data import RatingsData, load_ratings
+from movierec.scoring import top_k_indices
 from movierec.split import split_mask
 
 log = logging.getLogger("bench.accuracy")
@@ -130,12 +131,11 @@ def ranking_metrics(
     for u, rel in relevant.items():
         scores = np.asarray(score_user(int(u)), dtype=np.float64).copy()
         scores[rated.get(u, np.empty(0, np.int64))] = -np.inf
-        top = np.argpartition(-scores, k)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_k_indices(scores, k)  # the service's own top-k: best first, rated movies left out
         hits = np.fromiter((int(i) in rel for i in top), dtype=bool, count=len(top))
         precision.append(hits.sum() / k)
         recall.append(hits.sum() / len(rel))
-        ndcg.append(float((hits * discounts).sum() / discounts[: min(len(rel), k)].sum()))
+        ndcg.append(float((hits * discounts[: len(top)]).sum() / discounts[: min(len(rel), k)].sum()))
     return {
         f"precision@{k}": float(np.mean(precision)),
         f"recall@{k}": float(np.mean(recall)),
