@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import shutil
 import tempfile
 from pathlib import Path
@@ -112,3 +113,22 @@ def make_ratings(
         rating_scale=RATING_SCALE,
         dropped_rows=0,
     )
+
+
+FIXTURE_SOURCES = Path(__file__).parent / "fixtures"
+FIXTURE_SUFFIX = ".fixture"
+
+
+@functools.cache
+def layout_fixtures() -> Path:
+    """A temporary copy of tests/fixtures with the MovieLens file names restored.
+
+    The hand-written layout files are stored as `*.fixture` so that no file in the repository carries a
+    MovieLens data file name; layout detection needs the real names, so tests read this copy (removed at exit).
+    """
+    root = Path(tempfile.mkdtemp(prefix="movierec-fixtures-"))
+    atexit.register(shutil.rmtree, root, True)
+    shutil.copytree(FIXTURE_SOURCES, root, dirs_exist_ok=True)
+    for path in list(root.rglob(f"*{FIXTURE_SUFFIX}")):
+        path.rename(path.with_name(path.name.removesuffix(FIXTURE_SUFFIX)))
+    return root

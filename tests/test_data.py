@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import layout_fixtures
 
 import movierec.data as data_module
 from movierec.data import (
@@ -22,7 +23,7 @@ from movierec.data import (
 )
 from movierec.errors import DataError, UnknownLayoutError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = layout_fixtures()
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
 HEADER = "userId,movieId,rating,timestamp\n"
 RATINGS_DTYPES = {"user_id": "int64", "movie_id": "int64", "rating": "float32", "timestamp": "int64"}

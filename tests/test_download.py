@@ -15,12 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import layout_fixtures
 
 from movierec.data import detect_layout, load_ratings
 from movierec.errors import DownloadError
 from training.download import DATASETS, download_dataset, folder_name
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = layout_fixtures()
 NAME = "ml-latest-small"
 PREFIX = "/datasets"  # a base URL with a path, like GroupLens's
 
