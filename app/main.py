@@ -15,7 +15,7 @@ from app.device import resolve_device
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimitMiddleware, Metrics, MetricsMiddleware
 from app.routers import admin, movies, ops, predict, recommend
-from app.schemas import PredictRequest
+from app.schemas import FoldInRequest, PredictRequest
 from app.settings import Settings, get_settings
 from app.state import ModelHolder, load_model
 
@@ -65,7 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = ModelHolder()
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for router in (predict.router, recommend.router, movies.router, ops.router, admin.router):
+    for router in (
+        predict.router,
+        recommend.router,
+        movies.ranking_router,
+        movies.router,
+        ops.router,
+        admin.router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(
@@ -86,7 +93,7 @@ def _document_raw_bodies(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = register_schemas(default_openapi(), PredictRequest)
+            app.openapi_schema = register_schemas(default_openapi(), PredictRequest, FoldInRequest)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

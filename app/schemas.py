@@ -54,6 +54,12 @@ class PredictRequest(BaseModel):
         return self
 
 
+class PredictParams(BaseModel):
+    """Query parameters of `POST /predict` (validated by app/query.py)."""
+
+    strict: bool = Field(False, description="404 on an unknown id instead of the fallback prediction")
+
+
 class Prediction(BaseModel):
     """A predicted rating and what the model knew of the pair."""
 
@@ -117,6 +123,24 @@ class FoldInRequest(BaseModel):
     k: int = Field(10, ge=1)
     genre: list[str] = Field(default_factory=list, description="only movies of any of these genres")
     min_ratings: int = Field(0, ge=0, description="only movies rated at least this often")
+
+
+class RecommendParams(BaseModel):
+    """Path and query parameters of `GET /recommend/{user_id}` (validated by app/query.py)."""
+
+    user_id: int = Field(ge=1, le=2**53 - 1, examples=[1])
+    k: int = Field(10, ge=1, description="list length (at most MOVIEREC_MAX_K)")
+    exclude_rated: bool = Field(True, description="leave out movies the user rated in training")
+    genre: list[str] | None = Field(None, description="repeatable; movies of any of these genres")
+    min_ratings: int = Field(0, ge=0, le=2**31 - 1, description="only movies rated at least this often")
+
+
+class BiasRankingParams(BaseModel):
+    """Query parameters of `GET /movies/bias-ranking` (validated by app/query.py)."""
+
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = Field(15, ge=1, description="at most MOVIEREC_MAX_K")
+    most_rated: int = Field(2000, ge=1, le=2**31 - 1, description="rank among this many most-rated movies")
 
 
 class MovieResponse(BaseModel):

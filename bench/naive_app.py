@@ -1,7 +1,7 @@
 """The two apps `bench/serving.py` measures besides the service's own routes.
 
 - `create_bench_app()`: the real service (`app.main.create_app()`, same settings, same middleware) plus
-  `GET /_bench/ceiling`, a trivial JSON endpoint. Served by the same uvicorn process as the routes under test,
+  `GET /_bench/ceiling`, a trivial JSON endpoint (and `GET /_bench/ceiling-direct`, the same on a DirectRoute). Served by the same uvicorn process as the routes under test,
   it is the ceiling: the speed of the web stack itself on this machine.
 - `create_naive_app()`: the reference the issue asks for, serving `POST /predict` the careless way, by
   loading `model.keras` with Keras and calling `model.predict` once per request (a plain `def` route, so
@@ -17,16 +17,20 @@ import os
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
 
 from app.main import create_app
+from app.responses import FastJSONResponse
+from app.routing import DirectRoute
 from app.schemas import Prediction, RawId
 from app.settings import get_settings
 from movierec.artifacts import MODEL_FILE, MOVIE_IDS_FILE, USER_IDS_FILE
 from movierec.ids import IdMap
 
 CEILING_PATH = "/_bench/ceiling"
+DIRECT_CEILING_PATH = "/_bench/ceiling-direct"
 
 
 def create_bench_app() -> FastAPI:
@@ -37,6 +41,19 @@ def create_bench_app() -> FastAPI:
     async def ceiling() -> dict[str, bool]:
         return {"ok": True}
 
+    # For information: the same trivial answer on a DirectRoute (app/routing.py), as the hot routes are served.
+    # They skip FastAPI's per-request machinery that the ceiling above pays, so they can beat it; this row shows
+    # by how much the framework's share shrinks.
+    async def ceiling_direct(request: Request) -> Response:
+        return FastJSONResponse({"ok": True})
+
+    app.router.add_api_route(
+        DIRECT_CEILING_PATH,
+        ceiling_direct,
+        methods=["GET"],
+        include_in_schema=False,
+        route_class_override=DirectRoute,
+    )
     return app
 
 

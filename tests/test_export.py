@@ -7,7 +7,7 @@ import pytest
 
 from movierec.export import export_arrays
 from movierec.models import ModelConfig, build_model
-from movierec.scoring import Head, Scorer, top_k_indices
+from movierec.scoring import Head, Scorer, _top_k_above_sampled_threshold, top_k_indices
 
 KINDS = ("dot", "bias", "nn")
 
@@ -83,6 +83,25 @@ def test_top_k_indices_agrees_with_a_full_sort(k):
     top = top_k_indices(scores, k)
     assert top.dtype == np.int64
     np.testing.assert_array_equal(top, _full_sort_top_k(scores, k))
+    assert len(top) == min(k, int(np.isfinite(scores).sum()))
+
+
+@pytest.mark.parametrize("excluded_fraction", [0.0, 0.5, 0.97, 1.0])
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_top_k_indices_on_a_large_catalogue_matches_a_stable_full_sort(k, excluded_fraction):
+    # Large enough for the sampled-threshold path; coarse values make ties, which must come out in index
+    # order exactly like a stable full sort; heavy exclusion forces the partition fallback.
+    rng = np.random.default_rng(k)
+    n = 20_000
+    scores = np.round(rng.normal(size=n), 2).astype(np.float32)
+    scores[rng.random(n) < excluded_fraction] = -np.inf
+    scores[rng.choice(n, 30, replace=False)] = np.nan
+    top = top_k_indices(scores, k)
+    expected = _full_sort_top_k(scores, k)
+    if _top_k_above_sampled_threshold(scores, k) is not None:  # the threshold path: exact, ties included
+        np.testing.assert_array_equal(top, expected)
+    else:  # the partition fallback (NaN or exclusions fill the sample): the same scores, ties in any order
+        np.testing.assert_array_equal(scores[top], scores[expected])
     assert len(top) == min(k, int(np.isfinite(scores).sum()))
 
 

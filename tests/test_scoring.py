@@ -205,3 +205,16 @@ def test_nn_fold_in_fits_the_given_ratings_better_than_the_average_user(fitted_m
         return float(np.mean((scorer.head.apply(raw) - ratings) ** 2))
 
     assert error(vec) < error(start)
+
+
+def test_fold_in_with_fewer_ratings_than_factors_is_the_primal_ridge_solution(tiny_bundle_dir):
+    # Fewer ratings than unknowns takes the dual solve (n x n); it must equal the textbook primal solution.
+    scorer, user_ratings, u = _tiny_scorer_and_busiest_user(tiny_bundle_dir)
+    movies = user_ratings.movies_of(u).astype(np.int64)[:5]
+    ratings = user_ratings.ratings_of(u)[:5]
+    assert len(movies) < scorer.user_factors.shape[1] + 1
+    vec, bias = scorer.fold_in(movies, ratings, l2=5.0)
+    x = np.hstack([scorer.movie_factors[movies].astype(np.float64), np.ones((len(movies), 1))])
+    y = scorer.head.invert(ratings).astype(np.float64) - scorer.movie_bias[movies]
+    primal = np.linalg.solve(x.T @ x + 5.0 * np.eye(x.shape[1]), x.T @ y)
+    np.testing.assert_allclose(np.r_[vec, bias], primal, rtol=1e-4, atol=1e-6)

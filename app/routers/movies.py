@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
 
-from app.dependencies import LoadedDep, SettingsDep, check_limit
+from app.dependencies import LoadedDep, SettingsDep, check_limit, current_model
+from app.query import parameters_openapi, parse_params
+from app.responses import FastJSONResponse
+from app.routing import DirectRoute
 from app.schemas import (
-    BiasRankingEntry,
+    BiasRankingParams,
     BiasRankingResponse,
     ErrorResponse,
     MovieResponse,
@@ -17,36 +21,36 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/movies", tags=["movies"])
+# Called per page view by frontends, so served like /recommend (app/routing.py); included before `router`,
+# whose /movies/{movie_id} would otherwise match "bias-ranking".
+ranking_router = APIRouter(prefix="/movies", tags=["movies"], route_class=DirectRoute)
 
 MovieId = Annotated[int, Path(ge=1, le=2**53 - 1, examples=[1])]
 
 
-@router.get(
+@ranking_router.get(
     "/bias-ranking",
     response_model=BiasRankingResponse,
     responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    openapi_extra=parameters_openapi(BiasRankingParams),
 )
-async def bias_ranking(
-    loaded: LoadedDep,
-    settings: SettingsDep,
-    order: Literal["asc", "desc"] = "desc",
-    limit: Annotated[int, Query(ge=1, description="at most MOVIEREC_MAX_K")] = 15,
-    most_rated: Annotated[int, Query(ge=1, le=2**31 - 1)] = 2000,
-) -> BiasRankingResponse:
+async def bias_ranking(request: Request) -> Response:
     """Movies ranked by learned bias among the `most_rated` most-rated; 409 for models without biases."""
-    check_limit("limit", limit, settings.max_k)
-    recommender = loaded.recommender
-    ranked = recommender.bias_ranking(order, limit, most_rated)
+    params = parse_params(request, BiasRankingParams)
+    check_limit("limit", params.limit, request.app.state.settings.max_k)
+    recommender = current_model(request).recommender
+    ranked = recommender.bias_ranking(params.order, params.limit, params.most_rated)
+    ids = recommender.bundle.movie_ids.ids
     items = [
-        BiasRankingEntry(
-            movie_id=recommender.movie_id(idx),
-            title=recommender.titles[idx],
-            bias=round(bias, 4),
-            n_ratings=int(recommender.n_ratings[idx]),
-        )
+        {
+            "movie_id": int(ids[idx]),
+            "title": recommender.titles[idx],
+            "bias": round(bias, 4),
+            "n_ratings": int(recommender.n_ratings[idx]),
+        }
         for idx, bias in zip(ranked.movie_index.tolist(), ranked.scores.tolist(), strict=True)
     ]
-    return BiasRankingResponse(order=order, most_rated=most_rated, items=items)
+    return FastJSONResponse({"order": params.order, "most_rated": params.most_rated, "items": items})
 
 
 @router.get(

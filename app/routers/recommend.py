@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from app.body import json_body_openapi, parse_json_body
 from app.dependencies import check_limit, current_model
+from app.query import parameters_openapi, parse_params
 from app.responses import FastJSONResponse
-from app.schemas import ErrorResponse, FoldInRequest, RecommendResponse
+from app.routing import DirectRoute
+from app.schemas import ErrorResponse, FoldInRequest, RecommendParams, RecommendResponse
 from movierec.recommender import Ranked, Recommender
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], route_class=DirectRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
 # The body route also answers 400 (a body that is not even text) and 413 (over MOVIEREC_MAX_BODY_BYTES).
@@ -34,27 +37,29 @@ def _items(recommender: Recommender, ranked: Ranked) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/recommend/{user_id}", response_model=RecommendResponse, responses=_ERRORS)
-async def recommend_for_user(
-    request: Request,
-    user_id: Annotated[int, Path(ge=1, le=2**53 - 1, examples=[1])],
-    k: Annotated[int, Query(ge=1, description="list length (at most MOVIEREC_MAX_K)")] = 10,
-    exclude_rated: bool = True,
-    genre: Annotated[list[str] | None, Query(description="repeatable; movies of any of these genres")] = None,
-    min_ratings: Annotated[
-        int, Query(ge=0, le=2**31 - 1, description="only movies rated at least this often")
-    ] = 0,
-) -> Response:
+@router.get(
+    "/recommend/{user_id}",
+    response_model=RecommendResponse,
+    responses=_ERRORS,
+    openapi_extra=parameters_openapi(RecommendParams, path=("user_id",)),
+)
+async def recommend_for_user(request: Request) -> Response:
     """Top-k movies for a user: personalised when the user is known, the cold-start list otherwise."""
-    # The model and settings come from app state, not Depends: a dependency solve per request is measurable here.
-    check_limit("k", k, request.app.state.settings.max_k)
+    # A DirectRoute (app/routing.py): parameters validated as one model (app/query.py) and the model read from
+    # app state, because FastAPI's per-parameter solving cost more than the scoring itself.
+    params = parse_params(request, RecommendParams)
+    check_limit("k", params.k, request.app.state.settings.max_k)
     recommender = current_model(request).recommender
     ranked = recommender.recommend(
-        user_id, k, exclude_rated=exclude_rated, genres=genre, min_ratings=min_ratings
+        params.user_id,
+        params.k,
+        exclude_rated=params.exclude_rated,
+        genres=params.genre,
+        min_ratings=params.min_ratings,
     )
     return FastJSONResponse(
         {
-            "user_id": user_id,
+            "user_id": params.user_id,
             "strategy": ranked.strategy,
             "items": _items(recommender, ranked),
             "ignored_movie_ids": [],
@@ -62,9 +67,15 @@ async def recommend_for_user(
     )
 
 
-@router.post("/recommend", response_model=RecommendResponse, responses=_BODY_ERRORS)
-async def recommend_for_ratings(body: FoldInRequest, request: Request) -> Response:
+@router.post(
+    "/recommend",
+    response_model=RecommendResponse,
+    responses=_BODY_ERRORS,
+    openapi_extra=json_body_openapi(FoldInRequest),
+)
+async def recommend_for_ratings(request: Request) -> Response:
     """Top-k for a new or anonymous user from their ratings, folded in without retraining."""
+    body = await parse_json_body(request, FoldInRequest)
     settings = request.app.state.settings
     check_limit("k", body.k, settings.max_k)
     check_limit("ratings", len(body.ratings), settings.max_fold_in_ratings)
