@@ -4,9 +4,10 @@
 
 Trains and evaluates, in one process and on the same train / held-out split (`movierec.split`):
 
-- the project's `dot`, `bias`, `nn` and `svdpp` with their default settings, exactly as `python -m training
-  train --model KIND` fits them (early stopping on a validation slice carved from train, then held-out
-  evaluation through the service's numpy `Scorer`);
+- the project's `dot`, `bias`, `nn`, `svdpp` and `bpmf` with their default settings, exactly as `python -m
+  training train --model KIND` fits them (early stopping on a validation slice carved from train, then the whole
+  train split with that schedule; bpmf samples the whole train split once), evaluated on held-out through the
+  service's numpy `Scorer`;
 - the lesson-4 notebook's original configuration of `dot`, `bias` and `nn` (batch 64, Adam 0.001 — its
   learning-rate changes never took effect in Keras 1 —, weight L2 1e-4, no output squashing, fixed epochs), as
   reference rows;
@@ -19,9 +20,11 @@ held-out rating >= 4; candidates = every movie seen in train that the user did n
 recall@10 and NDCG@10, averaged over held-out users with at least one relevant, candidate movie.
 
 Fit seconds are wall-clock seconds of the fit call only: interpreter start-up, the TensorFlow / Keras import,
-data loading and evaluation are excluded, for every system alike. The Keras fits include building and compiling
-the model, early stopping's validation passes and exporting the scoring arrays. Nothing here reads the held-out
-rows before a model is fitted: every hyper-parameter was chosen on validation slices of train.
+data loading and evaluation are excluded, for every system alike. A project model's fit is both of its fits: one
+on train minus a validation slice, where early stopping picks the epochs and learning-rate drops, then one on the
+whole train split with that schedule (the model that is scored; the references also learn all of train), each
+with model build, compile and array export. Nothing here reads the held-out rows before a model is fitted:
+every hyper-parameter was chosen on validation slices of train.
 
 Writes `bench/results/accuracy.md` and `accuracy.json` (or `--output-dir`). Surprise comes from the `bench`
 extra (`pip install -e .[bench]`); it is never a dependency of the service.
@@ -150,16 +153,16 @@ def ranking_metrics(
 def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool) -> Row:
     """Fit a default model exactly as `python -m training train --model KIND --no-refit` does and evaluate it."""
     from training.config import TrainConfig
-    from training.pipeline import Indexed, carve_validation, evaluate, fit
+    from training.pipeline import Indexed, evaluate, select_and_fit
 
     overrides: dict[str, Any] = {"seed": seed, "split": split_kind, "refit": False}
     if quick:
         overrides["epochs"] = 3
     config = TrainConfig.for_kind(kind, **overrides)  # type: ignore[arg-type]
     train_all = Indexed.from_frame(split.train)
-    fit_part, validation = carve_validation(train_all, config)  # the same carve as train_run
     started = time.perf_counter()
-    fitted = fit(config, fit_part, split.data.rating_scale, validation=validation, verbose=0)
+    # As train_run: epochs chosen on a validation slice of train, then the whole train split; both fits count.
+    selection, fitted = select_and_fit(config, train_all, split.data.rating_scale, verbose=0)
     seconds = time.perf_counter() - started
     metrics = evaluate(fitted, split.heldout)
     scorer = fitted.scorer()
@@ -168,7 +171,7 @@ def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool
         def score_user(u: int) -> NDArray[Any]:
             return scorer.raw_catalogue(scorer.user_factors[u], float(scorer.user_bias[u]))
     else:
-        # dot / bias / svdpp: one matrix product for all users; rankings use raw (pre-head) scores.
+        # dot / bias / svdpp / bpmf: one matrix product for all users; rankings use raw (pre-head) scores.
         all_scores = scorer.user_factors @ scorer.movie_factors.T + scorer.movie_bias[None, :]
 
         def score_user(u: int) -> NDArray[Any]:
@@ -182,8 +185,11 @@ def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool
         mae=metrics["mae"],
         fit_seconds=seconds,
         n_fallback=metrics["n_fallback"],
-        epochs=fitted.epochs,
-        validation_rmse=float(min(fitted.history["val_rmse"])),
+        epochs=selection.epochs,
+        # bpmf has no early stopping, hence no validation slice in its run.
+        validation_rmse=float(min(selection.history["val_rmse"]))
+        if "val_rmse" in selection.history
+        else None,
         ranking=ranking,
         config=config.model_dump(mode="json"),
     )
@@ -347,8 +353,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{meta['n_train']:,} train / {meta['n_heldout']:,} held-out ratings).",
         "",
         "Fit seconds: wall clock of the fit call only; interpreter start-up, the TensorFlow/Keras import, data "
-        "loading and evaluation are excluded for every system. The project's fits include model build, compile, "
-        "early stopping's validation passes (on a slice of train) and array export; "
+        "loading and evaluation are excluded for every system. A project model's fit seconds cover both its fits: "
+        "choosing epochs and learning-rate drops by early stopping on a validation slice of train, then learning "
+        "the whole train split with that schedule (the scored model), each with build, compile and array export; "
         f"*fit ratio* is fit seconds / {REFERENCE}'s in this run. Held-out RMSE/MAE of the project's models go "
         "through the service's numpy `Scorer`.",
         "",
@@ -392,18 +399,18 @@ def check_targets(rows: list[Row]) -> list[dict[str, Any]]:
     by = {r.name: r for r in rows}
     ref = by.get(REFERENCE)
     out = []
-    for kind, bound in (("bias", 0.865), ("nn", 0.875), ("svdpp", 0.855)):
+    for kind, bound in (("bias", 0.865), ("nn", 0.875), ("svdpp", 0.855), ("bpmf", 0.855)):
         r = by.get(f"movierec {kind} (default)")
         if r is None:
             continue
         text = f"{kind}: held-out RMSE <= {bound}"
         met = r.rmse <= bound
         measured = f"{r.rmse:.4f}"
-        if ref is not None and kind != "svdpp":
+        if ref is not None and kind in ("bias", "nn"):
             text += f" in less fit time than {REFERENCE}"
             met = met and r.fit_seconds < ref.fit_seconds
             measured += f", {r.fit_seconds:.1f} s vs {ref.fit_seconds:.1f} s"
-        elif kind == "svdpp":
+        else:  # the extra kinds: the bar is accuracy, beating every reference, with the fit time reported
             others = [x.rmse for x in rows if x.group != "project"]
             if others:
                 text += " and below every reference"
@@ -425,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="smoke test: few epochs everywhere (numbers meaningless)"
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=["project", "notebook", "surprise"])
-    parser.add_argument("--kinds", nargs="*", default=["dot", "bias", "nn", "svdpp"])
+    parser.add_argument("--kinds", nargs="*", default=["dot", "bias", "nn", "svdpp", "bpmf"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("training.pipeline").setLevel(logging.WARNING)

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from movierec.errors import ArtifactError
 from movierec.ids import IdMap
+from movierec.model_config import BIAS_KINDS
 
 SCHEMA_VERSION = 1
 LATEST = "latest"
@@ -348,7 +349,7 @@ def _check_consistency(
         if arr is None or arr.ndim != 2 or arr.shape[0] != rows:
             shape = None if arr is None else arr.shape
             problems.append(f"{name} has shape {shape}, expected {rows} rows to match the id map")
-    needs_bias = manifest.model_kind in ("bias", "svdpp")
+    needs_bias = manifest.model_kind in BIAS_KINDS
     for name, rows in (("user_bias", len(user_ids)), ("movie_bias", len(movie_ids))):
         if name in arrays and arrays[name].shape != (rows,):
             problems.append(f"{name} has shape {arrays[name].shape}, expected ({rows},)")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from movierec.model_config import BIAS_KINDS
 from movierec.models import (
     HEAD,
     HIDDEN,
@@ -42,7 +43,7 @@ def export_arrays(model: Any, config: ModelConfig) -> tuple[Arrays, dict[str, An
         "user_factors": _weights(model, USER_EMBEDDING)[0],
         "movie_factors": _weights(model, MOVIE_EMBEDDING)[0],
     }
-    if config.kind in ("bias", "svdpp"):
+    if config.kind in BIAS_KINDS:
         arrays["user_bias"] = _weights(model, USER_BIAS)[0][:, 0]
         arrays["movie_bias"] = _weights(model, MOVIE_BIAS)[0][:, 0]
     if config.kind == "svdpp":

@@ -6,8 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ModelKind = Literal["dot", "bias", "nn", "svdpp"]
-MODEL_KINDS: tuple[str, ...] = ("dot", "bias", "nn", "svdpp")
+ModelKind = Literal["dot", "bias", "nn", "svdpp", "bpmf"]
+MODEL_KINDS: tuple[str, ...] = ("dot", "bias", "nn", "svdpp", "bpmf")
+# Kinds with learned user and movie biases (scored as `head(b_u + b_i + p_u . q_i)`).
+BIAS_KINDS: tuple[str, ...] = ("bias", "svdpp", "bpmf")
 
 
 class ModelConfig(BaseModel):
@@ -38,4 +40,17 @@ class ModelConfig(BaseModel):
     )
     l2_implicit: float = Field(
         0.0, ge=0, description="svdpp: L2 penalty on the implicit-feedback factor matrix"
+    )
+    prior_precision: float = Field(
+        4.0,
+        gt=0,
+        description="bpmf: Gaussian prior precision of the factors, in units of the noise precision",
+    )
+    bias_prior_precision: float = Field(
+        5.0, gt=0, description="bpmf: Gaussian prior precision of the biases, in units of the noise precision"
+    )
+    noise_precision: float = Field(1.6, gt=0, description="bpmf: precision of the Gaussian rating noise")
+    burn_in: int = Field(20, ge=0, description="bpmf: sweeps discarded before averaging samples")
+    export_rank: int = Field(
+        32, ge=1, description="bpmf: width of the served factors (the posterior mean reduced to this rank)"
     )

@@ -158,7 +158,7 @@ def build_model(
         raw = layers.Dense(1, name=OUTPUT_DENSE)(x)
     else:
         raw = layers.Dot(axes=1, name="dot")([user_vec, movie_vec])
-        if config.kind == "bias":
+        if config.kind in ("bias", "bpmf"):  # bpmf: the same graph, weights set from Gibbs samples
             user_b = _embedding(n_users, 1, config.l2_bias, per_example, USER_BIAS, init_scale=0.0)(user_in)
             movie_b = _embedding(n_movies, 1, config.l2_bias, per_example, MOVIE_BIAS, init_scale=0.0)(
                 movie_in

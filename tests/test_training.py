@@ -112,11 +112,26 @@ def test_heldout_metrics_are_the_keras_models_and_beat_the_global_mean(tiny_trai
     assert metrics["rmse"] < rmse(np.full(len(heldout), train_mean), heldout["rating"].to_numpy()) - 0.1
 
 
+def test_the_scored_model_learns_the_whole_train_split_with_the_selected_schedule(
+    tiny_train_result, tiny_ratings
+):
+    ratings = tiny_ratings.ratings
+    n_train = int(split_mask(ratings, "random", 42).sum())
+    selection, scored = tiny_train_result.selection_model, tiny_train_result.eval_model
+    # Early stopping ran on train minus the validation slice; the scored model saw all of train, nothing more.
+    assert len(selection.indexed.ratings) < n_train == len(scored.indexed.ratings)
+    assert scored.learning_rates == selection.learning_rates[: selection.epochs]
+    assert "val_rmse" in selection.history and "val_rmse" not in scored.history
+    metrics = tiny_train_result.manifest.metrics
+    assert metrics["train_seconds"] == pytest.approx(selection.seconds + scored.seconds, abs=1e-2)
+
+
 # ---- CLI ---------------------------------------------------------------------------------------------------
 
 SUMMARY = re.compile(
     r"model bias: (?P<epochs>\d+) epochs, held-out RMSE (?P<rmse>\d+\.\d{4}), MAE (?P<mae>\d+\.\d{4}) "
-    r"on (?P<n>[\d,]+) ratings .*\nfit (?P<fit>[\d.]+) s, no refit, total (?P<total>[\d.]+) s\n"
+    r"on (?P<n>[\d,]+) ratings .*\nfit (?P<fit>[\d.]+) s \(choosing epochs on a validation slice [\d.]+ s, "
+    r"then the whole train split\), no refit, total (?P<total>[\d.]+) s\n"
     r"artifact (?P<artifact>.+)$",
     re.MULTILINE,
 )

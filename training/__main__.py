@@ -1,7 +1,7 @@
 """Command line of the trainer.
 
 python -m training download ml-latest-small [--data-root data]
-python -m training train --data DIR --model {dot,bias,nn,svdpp} [--output-dir models] [--no-refit] ...
+python -m training train --data DIR --model {dot,bias,nn,svdpp,bpmf} [--output-dir models] [--no-refit] ...
 python -m training analyze models/latest [--predict USER_ID MOVIE_ID] [--plot curves.png]
 python -m training synth --out DIR --users N --movies M --ratings R
 """
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from movierec.errors import MovieRecError
+from movierec.model_config import MODEL_KINDS
 from training.config import TrainConfig, TrainerSettings
 
 
@@ -31,18 +32,23 @@ def _parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a model and write a versioned artifact")
     tr.add_argument("--data", type=Path, required=True, help="MovieLens directory, or a single ratings file")
-    tr.add_argument("--model", choices=["dot", "bias", "nn", "svdpp"], default="bias")
+    tr.add_argument("--model", choices=list(MODEL_KINDS), default="bias")
     tr.add_argument(
         "--output-dir", type=Path, default=None, help="model root (default: $MOVIEREC_OUTPUT_DIR or models/)"
     )
     tr.add_argument("--seed", type=int, default=None)
     tr.add_argument("--split", choices=["random", "temporal"], default=None)
-    tr.add_argument("--epochs", type=int, default=None, help="upper bound on epochs (early stopping chooses)")
+    tr.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="upper bound on epochs (early stopping chooses); bpmf: Gibbs sweeps",
+    )
     tr.add_argument("--batch-size", type=int, default=None)
     tr.add_argument("--learning-rate", type=float, default=None)
     tr.add_argument("--factors", type=int, default=None, help="embedding width")
     tr.add_argument("--l2", type=float, default=None, help="L2 penalty on the embeddings")
-    tr.add_argument("--no-refit", action="store_true", help="keep the model fitted on the train split only")
+    tr.add_argument("--no-refit", action="store_true", help="serve the model fitted on the train split")
     tr.add_argument(
         "--drop-invalid", action="store_true", help="drop invalid rows (reported) instead of failing"
     )
@@ -130,6 +136,11 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
         f"\nmodel {config.model.kind}: {m['epochs']} epochs, held-out RMSE {m['rmse']:.4f}, MAE {m['mae']:.4f} "
         f"on {m['n_heldout']:,} ratings ({m['n_fallback']} fallback predictions)\n"
         f"fit {m['train_seconds']:.1f} s"
+        + (
+            f" (choosing epochs on a validation slice {m['selection_seconds']:.1f} s, then the whole train split)"
+            if m["selection_seconds"]
+            else ""
+        )
         + (f", refit on all ratings {refit['seconds']:.1f} s" if refit else ", no refit")
         + f", total {time.perf_counter() - started:.1f} s\n"
         f"artifact {result.run_dir}"

@@ -95,7 +95,8 @@ class TrainResult:
 
     run_dir: Path
     manifest: Manifest
-    eval_model: FittedModel
+    selection_model: FittedModel  # fitted on train minus the validation slice, for early stopping
+    eval_model: FittedModel  # fitted on the whole train split with the chosen schedule; scored on held-out
     final_model: FittedModel
 
 
@@ -126,6 +127,9 @@ def fit(
     With `validation` (user_idx, movie_idx, ratings) the number of epochs and the learning-rate drops are chosen
     by early stopping on it; with `schedule` the given per-epoch learning rates are replayed (the refit).
     """
+    if config.model.kind == "bpmf":
+        sweeps = len(schedule) if schedule is not None else config.epochs
+        return _fit_bpmf(config, train, rating_scale, validation, sweeps)
     keras = _keras()
     from movierec.export import export_arrays
     from movierec.models import build_model
@@ -203,6 +207,65 @@ def fit(
     arrays, head = export_arrays(model, config.model)
     arrays = {**arrays, "baseline_user_bias": base_u, "baseline_movie_bias": base_i}
     return FittedModel(model, train, arrays, head, best_epoch, lr_log.rates[:best_epoch], seconds, hist)
+
+
+def _fit_bpmf(
+    config: TrainConfig,
+    train: Indexed,
+    rating_scale: tuple[float, float],
+    validation: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None,
+    sweeps: int,
+) -> FittedModel:
+    """Gibbs-sample a Bayesian biased MF (training/bpmf.py) and put its posterior mean into a Keras bias model."""
+    from movierec.export import export_arrays
+    from movierec.models import MOVIE_BIAS, MOVIE_EMBEDDING, USER_BIAS, USER_EMBEDDING, build_model
+    from training.bpmf import gibbs_posterior_mean
+
+    m = config.model
+    _, base_u, base_i = damped_baselines(
+        train.user_idx, train.movie_idx, train.ratings, len(train.users), len(train.movies)
+    )
+    started = time.perf_counter()
+    posterior = gibbs_posterior_mean(
+        train.user_idx,
+        train.movie_idx,
+        train.ratings,
+        len(train.users),
+        len(train.movies),
+        n_factors=m.n_factors,
+        sweeps=sweeps,
+        burn_in=min(m.burn_in, sweeps - 1),
+        prior_precision=m.prior_precision,
+        bias_prior_precision=m.bias_prior_precision,
+        noise_precision=m.noise_precision,
+        rank=m.export_rank,
+        seed=config.seed,
+        validation=validation,
+        rating_scale=rating_scale,
+    )
+    width = posterior.user_factors.shape[1]  # export_rank, or fewer when few samples were kept
+    model = build_model(
+        m.model_copy(update={"n_factors": width}),
+        len(train.users),
+        len(train.movies),
+        rating_scale,
+        posterior.global_mean,
+    )
+    weights = {
+        USER_EMBEDDING: posterior.user_factors,
+        MOVIE_EMBEDDING: posterior.movie_factors,
+        USER_BIAS: posterior.user_bias[:, None],
+        MOVIE_BIAS: posterior.movie_bias[:, None],
+    }
+    for name, value in weights.items():
+        model.get_layer(name).set_weights([value.astype(np.float32)])
+    arrays, head = export_arrays(model, m)
+    arrays = {**arrays, "baseline_user_bias": base_u, "baseline_movie_bias": base_i}
+    history = {"val_rmse": posterior.validation_rmse} if posterior.validation_rmse else {}
+    # No learning rate: one entry per sweep, so a refit replays the same number of sweeps.
+    return FittedModel(
+        model, train, arrays, head, sweeps, [0.0] * sweeps, time.perf_counter() - started, history
+    )
 
 
 def _optimizer(keras: Any, config: TrainConfig) -> Any:
@@ -317,6 +380,28 @@ def carve_validation(
     return fit_part, (train_all.user_idx[is_val], train_all.movie_idx[is_val], train_all.ratings[is_val])
 
 
+def select_and_fit(
+    config: TrainConfig, train_all: Indexed, rating_scale: tuple[float, float], *, verbose: int = 1
+) -> tuple[FittedModel, FittedModel]:
+    """(selection, model): epochs and learning-rate drops chosen by early stopping on a validation slice of
+    `train_all`, then a model fitted on all of `train_all` with that schedule.
+
+    The second is the one scored on held-out ratings: like the reference systems it learns from the whole train
+    split, while everything about it was chosen without the held-out rows.
+    """
+    if config.model.kind == "bpmf":
+        # A sampler has no epochs to choose (its settings were compared on validation slices once, see
+        # training/config.py): one run on the whole train split is both.
+        model = fit(config, train_all, rating_scale, validation=None, verbose=verbose)
+        return model, model
+    fit_part, validation = carve_validation(train_all, config)
+    selection = fit(config, fit_part, rating_scale, validation=validation, verbose=verbose)
+    model = fit(
+        config, train_all, rating_scale, validation=None, schedule=selection.learning_rates, verbose=verbose
+    )
+    return selection, model
+
+
 def train_run(
     data: RatingsData,
     config: TrainConfig,
@@ -330,32 +415,28 @@ def train_run(
     train_mask = split_mask(ratings, config.split, config.seed, config.train_fraction)
     train_rows, heldout = ratings[train_mask], ratings[~train_mask]
     train_all = Indexed.from_frame(train_rows)
-    fit_part, validation = carve_validation(train_all, config)
-    log.info(
-        "fitting %s on %d ratings (%d for validation)",
-        config.model.kind,
-        len(fit_part.ratings),
-        len(validation[2]),
-    )
-    eval_model = fit(config, fit_part, data.rating_scale, validation=validation, verbose=verbose)
+    log.info("fitting %s on %d train ratings", config.model.kind, len(train_all.ratings))
+    selection, eval_model = select_and_fit(config, train_all, data.rating_scale, verbose=verbose)
     metrics = evaluate(eval_model, heldout)
+    selection_seconds = 0.0 if selection is eval_model else selection.seconds
     metrics.update(
         split=config.split,
         seed=config.seed,
-        epochs=eval_model.epochs,
-        train_seconds=round(eval_model.seconds, 3),
-        validation_rmse=float(min(eval_model.history.get("val_rmse", [float("nan")]))),
+        epochs=selection.epochs,
+        selection_seconds=round(selection_seconds, 3),
+        train_seconds=round(selection_seconds + eval_model.seconds, 3),
+        validation_rmse=float(min(selection.history.get("val_rmse", [float("nan")]))),
     )
     final = eval_model
     refit_info: dict[str, Any] | None = None
     if config.refit:
-        log.info("refitting on all %d ratings for %d epochs", len(ratings), eval_model.epochs)
+        log.info("refitting on all %d ratings for %d epochs", len(ratings), selection.epochs)
         final = fit(
             config,
             Indexed.from_frame(ratings),
             data.rating_scale,
             validation=None,
-            schedule=eval_model.learning_rates,
+            schedule=selection.learning_rates,
             verbose=verbose,
         )
         refit_info = {
@@ -388,11 +469,8 @@ def train_run(
         n_users=len(final.indexed.users),
         n_movies=len(final.indexed.movies),
         refit=refit_info,
-        history=eval_model.history,
+        history=selection.history,
     )
-    # Without a refit the model saw train minus the validation slice, but every train rating is known to the
-    # user: exclude all of them from recommendations and count them in the catalogue.
-    served = final.indexed if config.refit else train_all
-    writer = _write_files(final, served, data.movies)
+    writer = _write_files(final, final.indexed, data.movies)
     run_dir = write_bundle(output_dir, run_id, writer, manifest, update_latest=update_latest)
-    return TrainResult(run_dir, manifest, eval_model, final)
+    return TrainResult(run_dir, manifest, selection, eval_model, final)
