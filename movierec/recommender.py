@@ -90,12 +90,11 @@ class Recommender:
         self.n_ratings = catalogue["n_ratings"].to_numpy(np.int64)
         self.mean_rating = catalogue["mean_rating"].to_numpy(np.float32)
         all_genres = sorted({g for gs in self.genres for g in gs})
-        self.genre_masks: dict[str, NDArray[np.bool_]] = {
-            g.lower(): np.array([g in gs for gs in self.genres], dtype=bool) for g in all_genres
-        }
         self.genre_names = all_genres
+        # Per genre (lower-cased): 0 for its movies, -inf for the rest, added to scores to filter (see `_rank`).
         self.genre_penalties: dict[str, NDArray[np.float32]] = {
-            g: np.where(mask, np.float32(0), np.float32(-np.inf)) for g, mask in self.genre_masks.items()
+            g.lower(): np.where([g in gs for gs in self.genres], np.float32(0), np.float32(-np.inf))
+            for g in all_genres
         }
         # Most-rated first, computed once: bias_ranking used to argsort the whole catalogue per request.
         self._by_popularity = np.argsort(-self.n_ratings, kind="stable")
@@ -168,20 +167,11 @@ class Recommender:
 
     # ---- top-k ----------------------------------------------------------------------------------------
 
-    def candidate_mask(self, genres: list[str] | None, min_ratings: int) -> NDArray[np.bool_] | None:
-        """Movies passing the filters (None when there is no filter). Genres match any, case-insensitively."""
-        mask: NDArray[np.bool_] | None = None
-        if genres:
-            mask = np.logical_or.reduce([self.genre_masks[g] for g in self._genre_keys(genres)])
-        if min_ratings > 0:
-            enough = self.n_ratings >= min_ratings
-            mask = enough if mask is None else mask & enough
-        return mask
-
     def candidate_penalty(self, genres: list[str] | None, min_ratings: int) -> NDArray[np.float32] | None:
-        """`candidate_mask` as additive scores, 0 for candidates and -inf for the rest (None: no filter).
+        """Scores to add for the filters: 0 for candidates, -inf for the rest (None when there is no filter).
 
-        Adding it is one vectorised pass over the catalogue; a masked write costs several times that.
+        Genres match any of them, case-insensitively. Adding is one vectorised pass over the catalogue; a masked
+        write costs several times that.
         """
         penalty: NDArray[np.float32] | None = None
         if genres:
@@ -195,7 +185,7 @@ class Recommender:
 
     def _genre_keys(self, genres: list[str]) -> list[str]:
         keys = [g.lower() for g in genres]
-        unknown = [g for g, key in zip(genres, keys, strict=True) if key not in self.genre_masks]
+        unknown = [g for g, key in zip(genres, keys, strict=True) if key not in self.genre_penalties]
         if unknown:
             raise UnknownGenreError(
                 f"unknown genre {unknown[0]!r}; known genres: {', '.join(self.genre_names)}"

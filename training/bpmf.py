@@ -109,6 +109,9 @@ def gibbs_posterior_mean(
     sum_bu, sum_bi = np.zeros(n_users), np.zeros(n_movies)
     val_sum: F64 | None = None
     val_rmse: list[float] = []
+    if validation is not None:
+        v_u, v_m = (np.asarray(a, dtype=np.int64) for a in validation[:2])
+        v_r = np.asarray(validation[2], dtype=np.float64)
     for sweep in range(sweeps):
         draw = _posterior_sample(
             rng,
@@ -131,7 +134,6 @@ def gibbs_posterior_mean(
         sum_bu += b_user
         sum_bi += b_movie
         if validation is not None:
-            v_u, v_m, v_r = (np.asarray(a) for a in validation)
             pred = mu + b_user[v_u] + b_movie[v_m] + np.einsum("ij,ij->i", p[v_u], q[v_m])
             val_sum = pred if val_sum is None else val_sum + pred
             mean_pred = np.clip(val_sum / len(kept_p), *rating_scale)
