@@ -23,7 +23,7 @@ Fit seconds are wall-clock seconds of the fit call only: interpreter start-up, t
 data loading and evaluation are excluded, for every system alike. A project model's fit is both of its fits: one
 on train minus a validation slice, where early stopping picks the epochs and learning-rate drops, then one on the
 whole train split with that schedule (the model that is scored; the references also learn all of train), each
-with model build, compile and array export. Nothing here reads the held-out rows before a model is fitted:
+with its side features (genres, years, the who-rated-what SVD), model build, compile and array export. Nothing here reads the held-out rows before a model is fitted:
 every hyper-parameter was chosen on validation slices of train.
 
 Writes `bench/results/accuracy.md` and `accuracy.json` (or `--output-dir`). Surprise comes from the `bench`
@@ -162,7 +162,9 @@ def run_project(split: Split, kind: str, seed: int, split_kind: str, quick: bool
     train_all = Indexed.from_frame(split.train)
     started = time.perf_counter()
     # As train_run: epochs chosen on a validation slice of train, then the whole train split; both fits count.
-    selection, fitted = select_and_fit(config, train_all, split.data.rating_scale, verbose=0)
+    selection, fitted = select_and_fit(
+        config, train_all, split.data.rating_scale, movies=split.data.movies, verbose=0
+    )
     seconds = time.perf_counter() - started
     metrics = evaluate(fitted, split.heldout)
     scorer = fitted.scorer()

@@ -51,6 +51,17 @@ class ModelConfig(BaseModel):
     )
     noise_precision: float = Field(1.6, gt=0, description="bpmf: precision of the Gaussian rating noise")
     burn_in: int = Field(20, ge=0, description="bpmf: sweeps discarded before averaging samples")
+    side_features: bool = Field(
+        False,
+        description="learn a prior mean for every embedding row and bias from side information: movie genres "
+        "and release decade, and who rated what (training/side_features.py); folded away before export",
+    )
+    side_l2: float = Field(
+        1e-3,
+        ge=0,
+        description="side features: L2 penalty on the feature projection (bpmf: its prior precision)",
+    )
+    implicit_dim: int = Field(16, ge=1, description="side features: width of the who-rated-what embedding")
     export_rank: int = Field(
         32, ge=1, description="bpmf: width of the served factors (the posterior mean reduced to this rank)"
     )

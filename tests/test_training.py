@@ -126,6 +126,23 @@ def test_the_scored_model_learns_the_whole_train_split_with_the_selected_schedul
     assert metrics["train_seconds"] == pytest.approx(selection.seconds + scored.seconds, abs=1e-2)
 
 
+def test_whole_batches_pad_with_zero_weight_rows_to_a_multiple_of_the_batch():
+    from training.pipeline import Indexed, _whole_batches
+
+    frame = pd.DataFrame(
+        {"user_id": [1, 2, 3, 1, 2], "movie_id": [5, 5, 6, 7, 7], "rating": [1.0, 2, 3, 4, 5]}
+    )
+    train = Indexed.from_frame(frame)
+    users, movies, ratings, weights = _whole_batches(train, 4, seed=0)
+    assert len(ratings) == 8 and weights.tolist() == [1, 1, 1, 1, 1, 0, 0, 0]
+    np.testing.assert_array_equal(ratings[:5], train.ratings)
+    # The padding repeats real rows (valid indices), which carry no loss.
+    assert set(zip(users[5:], movies[5:], ratings[5:], strict=True)) <= set(
+        zip(train.user_idx, train.movie_idx, train.ratings, strict=True)
+    )
+    assert len(_whole_batches(train, 5, seed=0)[3]) == 5
+
+
 # ---- CLI ---------------------------------------------------------------------------------------------------
 
 SUMMARY = re.compile(

@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--l2", type=float, default=None, help="L2 penalty on the embeddings")
     tr.add_argument("--no-refit", action="store_true", help="serve the model fitted on the train split")
     tr.add_argument(
+        "--no-side-features",
+        action="store_true",
+        help="learn from ratings alone (no genre, year or who-rated-what priors)",
+    )
+    tr.add_argument(
         "--drop-invalid", action="store_true", help="drop invalid rows (reported) instead of failing"
     )
     tr.add_argument("--user-col", default="userId", help="single-file input: user id column")
@@ -109,9 +114,11 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
         }.items()
         if value is not None
     }
-    model_fields = {
+    model_fields: dict[str, object] = {
         k: v for k, v in {"n_factors": args.factors, "l2_factors": args.l2}.items() if v is not None
     }
+    if args.no_side_features:
+        model_fields["side_features"] = False
     if args.no_refit:
         overrides["refit"] = False
     config = TrainConfig.for_kind(args.model, model_fields=model_fields, **overrides)

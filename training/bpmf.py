@@ -5,7 +5,9 @@ predictions over the posterior is worth ~0.01 held-out RMSE on ml-latest-small (
 The model is `mu + b_u + b_i + p_u . q_i` with Gaussian priors on every factor and bias and Gaussian rating
 noise (Salakhutdinov & Mnih 2008, with fixed prior and noise precisions chosen on a validation slice). Given
 the movie side, each user's `[p_u, b_u]` has a Gaussian posterior in closed form, and vice versa, so a sweep
-samples all users, then all movies, each in one batched solve.
+samples all users, then all movies, each in one batched solve. With side features (training/side_features.py)
+each row's prior mean is not zero but `F W` for its feature row F, and the projection W is sampled too, by a
+Bayesian linear regression on the current rows (Macau: BPMF with side information, Simm et al. 2017).
 
 The posterior mean prediction is an average over S samples, `mean_s(b_u^s + b_i^s + p_u^s . q_i^s)`, which
 is itself a dot product of the concatenated samples; its best rank-r approximation (QR + SVD of the small
@@ -47,11 +49,13 @@ def _posterior_sample(
     n_rows: int,
     prior: F64,
     noise_precision: float,
+    prior_mean: F64 | None,
 ) -> F64:
     """One draw of `[factors, bias]` for every row entity, given the other side's `[factors, 1]` per rating.
 
-    Posterior precision `noise * (X^T X + diag(prior))`, mean `(X^T X + diag(prior))^-1 X^T t`: the Gram
-    matrices of all entities come from one bincount per matrix entry (no Python loop over entities).
+    Posterior precision `noise * (X^T X + D)` with `D = diag(prior)`, mean `(X^T X + D)^-1 (X^T t + D m)` for
+    the prior mean m (zero, or each row's side-feature prediction): the Gram matrices of all entities come from
+    one bincount per matrix entry (no Python loop over entities).
     """
     width = features.shape[1]
     gram = np.empty((n_rows, width, width))
@@ -60,9 +64,11 @@ def _posterior_sample(
             gram[:, a, b] = gram[:, b, a] = np.bincount(
                 rows, weights=features[:, a] * features[:, b], minlength=n_rows
             )
-    rhs = np.stack(
+    rhs: F64 = np.stack(
         [np.bincount(rows, weights=features[:, a] * targets, minlength=n_rows) for a in range(width)], axis=1
-    )
+    ).astype(np.float64)
+    if prior_mean is not None:
+        rhs = rhs + prior * prior_mean
     precision = noise_precision * (gram + np.diag(prior))
     mean = np.linalg.solve(precision, noise_precision * rhs[..., None])[..., 0]
     # x = mean + L^-T z with precision = L L^T has covariance precision^-1.
@@ -70,6 +76,32 @@ def _posterior_sample(
     noise = np.linalg.solve(np.swapaxes(chol, 1, 2), rng.normal(size=(n_rows, width, 1)))[..., 0]
     draw: F64 = mean + noise
     return draw
+
+
+def _side_prior_mean(
+    rng: np.random.Generator,
+    features: NDArray[np.float32],
+    draw: F64,
+    prior: F64,
+    noise_precision: float,
+    projection_precision: float,
+) -> F64:
+    """Draw the projection W of `draw ~ N(F W, (noise * diag(prior))^-1)` and return the new prior mean F W.
+
+    Bayesian linear regression per column (the columns are independent given the rows), with an isotropic
+    Gaussian prior of precision `projection_precision` on W (Macau: BPMF with side information).
+    """
+    f = np.asarray(features, dtype=np.float64)
+    gram, width = f.T @ f, f.shape[1]
+    projection = np.empty((width, draw.shape[1]))
+    for column in range(draw.shape[1]):
+        weight = noise_precision * prior[column]
+        precision = weight * gram + projection_precision * np.eye(width)
+        chol = np.linalg.cholesky(precision)
+        mean = np.linalg.solve(precision, weight * (f.T @ draw[:, column]))
+        projection[:, column] = mean + np.linalg.solve(chol.T, rng.normal(size=width))
+    mean_rows: F64 = f @ projection
+    return mean_rows
 
 
 def gibbs_posterior_mean(
@@ -87,10 +119,16 @@ def gibbs_posterior_mean(
     noise_precision: float,
     rank: int,
     seed: int,
+    side_tables: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None,
+    side_prior_precision: float = 1.0,
     validation: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None = None,
     rating_scale: tuple[float, float] = (0.5, 5.0),
 ) -> PosteriorMean:
-    """Sample `sweeps` times, average the samples after `burn_in`, and reduce the average to rank `rank`."""
+    """Sample `sweeps` times, average the samples after `burn_in`, and reduce the average to rank `rank`.
+
+    With `side_tables` (user and movie feature tables), each row's prior mean is a linear function of its
+    features, sampled along with everything else; without, it is zero.
+    """
     if sweeps <= burn_in:
         raise ValueError(f"sweeps ({sweeps}) must exceed burn_in ({burn_in}) to keep any sample")
     started = time.perf_counter()
@@ -112,6 +150,8 @@ def gibbs_posterior_mean(
     if validation is not None:
         v_u, v_m = (np.asarray(a, dtype=np.int64) for a in validation[:2])
         v_r = np.asarray(validation[2], dtype=np.float64)
+    user_mean: F64 | None = None
+    movie_mean: F64 | None = None
     for sweep in range(sweeps):
         draw = _posterior_sample(
             rng,
@@ -121,12 +161,28 @@ def gibbs_posterior_mean(
             n_users,
             prior,
             noise_precision,
+            user_mean,
         )
         p, b_user = draw[:, :-1], draw[:, -1]
+        if side_tables is not None:
+            user_mean = _side_prior_mean(
+                rng, side_tables[0], draw, prior, noise_precision, side_prior_precision
+            )
         draw = _posterior_sample(
-            rng, movies, np.hstack([p[users], ones]), y - mu - b_user[users], n_movies, prior, noise_precision
+            rng,
+            movies,
+            np.hstack([p[users], ones]),
+            y - mu - b_user[users],
+            n_movies,
+            prior,
+            noise_precision,
+            movie_mean,
         )
         q, b_movie = draw[:, :-1], draw[:, -1]
+        if side_tables is not None:
+            movie_mean = _side_prior_mean(
+                rng, side_tables[1], draw, prior, noise_precision, side_prior_precision
+            )
         if sweep < burn_in:
             continue
         kept_p.append(p)
