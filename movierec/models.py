@@ -198,24 +198,17 @@ def _with_side_projection(
     features = lookup(index)
     lookup.set_weights([np.asarray(table, dtype="float32")])
     regularizer = keras.regularizers.L2(config.side_l2) if config.side_l2 > 0 else None
-    # Zero start: training begins at the plain model, a projection only grows where it lowers the loss.
-    # `use_bias=False` because the tables end in a constant column. Two projections, not one sliced in two:
-    # slicing made a bias epoch about twice as slow on TensorFlow CPU.
-    shift = layers.Dense(
-        config.n_factors,
-        use_bias=False,
-        kernel_initializer="zeros",
-        kernel_regularizer=regularizer,
-        name=projection_name,
-    )(features)
-    vec = layers.Add(name=f"{side}_embedding_with_side")([vec, shift])
+
+    def projection(width: int, name: str) -> Any:
+        # Zero start: training begins at the plain model, a projection only grows where it lowers the loss.
+        # `use_bias=False` because the tables end in a constant column. Two projections, not one sliced in
+        # two: slicing made a bias epoch about twice as slow on TensorFlow CPU.
+        dense = layers.Dense(
+            width, use_bias=False, kernel_initializer="zeros", kernel_regularizer=regularizer, name=name
+        )
+        return dense(features)
+
+    vec = layers.Add(name=f"{side}_embedding_with_side")([vec, projection(config.n_factors, projection_name)])
     if bias is not None:
-        bias_shift = layers.Dense(
-            1,
-            use_bias=False,
-            kernel_initializer="zeros",
-            kernel_regularizer=regularizer,
-            name=bias_projection_name,
-        )(features)
-        bias = layers.Add(name=f"{side}_bias_with_side")([bias, bias_shift])
+        bias = layers.Add(name=f"{side}_bias_with_side")([bias, projection(1, bias_projection_name)])
     return vec, bias

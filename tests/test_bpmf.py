@@ -48,12 +48,7 @@ def test_posterior_mean_recovers_planted_structure_beyond_the_biases():
         rating_scale=(-10.0, 20.0),
     )
     t = ~train
-    pred = (
-        post.global_mean
-        + post.user_bias[users[t]]
-        + post.movie_bias[movies[t]]
-        + np.einsum("ij,ij->i", post.user_factors[users[t]], post.movie_factors[movies[t]])
-    )
+    pred = post.predict(users[t], movies[t])
     biases_only = post.global_mean + post.user_bias[users[t]] + post.movie_bias[movies[t]]
     # Noise floor 0.25; the planted rank-3 part has sd ~0.6, so biases alone stay near 0.7 (0.75 measured) while
     # the posterior mean gets most of the way to the floor (0.33 measured).
@@ -72,13 +67,7 @@ def test_rank_reduction_without_truncation_is_the_exact_posterior_mean_of_the_sa
     assert full.user_factors.shape == (n_u, 21) and len(full.validation_rmse) == 7
 
     def exported_rmse(post) -> float:
-        pred = (
-            post.global_mean
-            + post.user_bias[users[v]]
-            + post.movie_bias[movies[v]]
-            + np.einsum("ij,ij->i", post.user_factors[users[v]], post.movie_factors[movies[v]])
-        )
-        return rmse(np.clip(pred, -10.0, 20.0), ratings[v])
+        return rmse(np.clip(post.predict(users[v], movies[v]), -10.0, 20.0), ratings[v])
 
     # The running validation RMSE averages the samples' own predictions; the exported factors must match it.
     assert exported_rmse(full) == pytest.approx(full.validation_rmse[-1], abs=1e-9)

@@ -40,6 +40,12 @@ class PosteriorMean:
     seconds: float
     validation_rmse: list[float]  # of the running posterior mean after each retained sweep (empty without)
 
+    def predict(self, user_idx: NDArray[Any], movie_idx: NDArray[Any]) -> F64:
+        """Unclipped posterior-mean predictions (through the rank-reduced factors) for index pairs."""
+        factors = np.einsum("ij,ij->i", self.user_factors[user_idx], self.movie_factors[movie_idx])
+        predicted: F64 = self.global_mean + self.user_bias[user_idx] + self.movie_bias[movie_idx] + factors
+        return predicted
+
 
 def _posterior_sample(
     rng: np.random.Generator,
@@ -150,39 +156,31 @@ def gibbs_posterior_mean(
     if validation is not None:
         v_u, v_m = (np.asarray(a, dtype=np.int64) for a in validation[:2])
         v_r = np.asarray(validation[2], dtype=np.float64)
+    user_table, movie_table = side_tables if side_tables is not None else (None, None)
+
+    def sample(
+        rows: NDArray[np.int64],
+        other: F64,
+        offset: F64,
+        n_rows: int,
+        prior_mean: F64 | None,
+        table: NDArray[np.float32] | None,
+    ) -> tuple[F64, F64 | None]:
+        """One side's `[factors, bias]` draw, and its next prior mean (None without side features)."""
+        draw = _posterior_sample(
+            rng, rows, np.hstack([other, ones]), y - mu - offset, n_rows, prior, noise_precision, prior_mean
+        )
+        if table is None:
+            return draw, None
+        return draw, _side_prior_mean(rng, table, draw, prior, noise_precision, side_prior_precision)
+
     user_mean: F64 | None = None
     movie_mean: F64 | None = None
     for sweep in range(sweeps):
-        draw = _posterior_sample(
-            rng,
-            users,
-            np.hstack([q[movies], ones]),
-            y - mu - b_movie[movies],
-            n_users,
-            prior,
-            noise_precision,
-            user_mean,
-        )
+        draw, user_mean = sample(users, q[movies], b_movie[movies], n_users, user_mean, user_table)
         p, b_user = draw[:, :-1], draw[:, -1]
-        if side_tables is not None:
-            user_mean = _side_prior_mean(
-                rng, side_tables[0], draw, prior, noise_precision, side_prior_precision
-            )
-        draw = _posterior_sample(
-            rng,
-            movies,
-            np.hstack([p[users], ones]),
-            y - mu - b_user[users],
-            n_movies,
-            prior,
-            noise_precision,
-            movie_mean,
-        )
+        draw, movie_mean = sample(movies, p[users], b_user[users], n_movies, movie_mean, movie_table)
         q, b_movie = draw[:, :-1], draw[:, -1]
-        if side_tables is not None:
-            movie_mean = _side_prior_mean(
-                rng, side_tables[1], draw, prior, noise_precision, side_prior_precision
-            )
         if sweep < burn_in:
             continue
         kept_p.append(p)
