@@ -84,9 +84,22 @@ def _posterior_sample(
     return draw
 
 
+@dataclass(frozen=True)
+class _SideTable:
+    """One side's feature table in float64 with its Gram matrix, computed once per run, not per sweep."""
+
+    features: F64
+    gram: F64
+
+    @classmethod
+    def of(cls, table: NDArray[np.float32]) -> _SideTable:
+        features = np.asarray(table, dtype=np.float64)
+        return cls(features, features.T @ features)
+
+
 def _side_prior_mean(
     rng: np.random.Generator,
-    features: NDArray[np.float32],
+    side: _SideTable,
     draw: F64,
     prior: F64,
     noise_precision: float,
@@ -97,12 +110,11 @@ def _side_prior_mean(
     Bayesian linear regression per column (the columns are independent given the rows), with an isotropic
     Gaussian prior of precision `projection_precision` on W (Macau: BPMF with side information).
     """
-    f = np.asarray(features, dtype=np.float64)
-    gram, width = f.T @ f, f.shape[1]
+    f, width = side.features, side.features.shape[1]
     projection = np.empty((width, draw.shape[1]))
     for column in range(draw.shape[1]):
         weight = noise_precision * prior[column]
-        precision = weight * gram + projection_precision * np.eye(width)
+        precision = weight * side.gram + projection_precision * np.eye(width)
         chol = np.linalg.cholesky(precision)
         mean = np.linalg.solve(precision, weight * (f.T @ draw[:, column]))
         projection[:, column] = mean + np.linalg.solve(chol.T, rng.normal(size=width))
@@ -156,7 +168,11 @@ def gibbs_posterior_mean(
     if validation is not None:
         v_u, v_m = (np.asarray(a, dtype=np.int64) for a in validation[:2])
         v_r = np.asarray(validation[2], dtype=np.float64)
-    user_table, movie_table = side_tables if side_tables is not None else (None, None)
+    user_table, movie_table = (
+        (_SideTable.of(side_tables[0]), _SideTable.of(side_tables[1]))
+        if side_tables is not None
+        else (None, None)
+    )
 
     def sample(
         rows: NDArray[np.int64],
@@ -164,7 +180,7 @@ def gibbs_posterior_mean(
         offset: F64,
         n_rows: int,
         prior_mean: F64 | None,
-        table: NDArray[np.float32] | None,
+        table: _SideTable | None,
     ) -> tuple[F64, F64 | None]:
         """One side's `[factors, bias]` draw, and its next prior mean (None without side features)."""
         draw = _posterior_sample(

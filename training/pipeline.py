@@ -312,7 +312,7 @@ def _side_features(config: TrainConfig, train: Indexed, movies: pd.DataFrame | N
         train.movie_idx,
         len(train.users),
         train.movies.ids,
-        movies if movies is not None else pd.DataFrame(columns=["movie_id", "title", "genres"]),
+        movies,
         implicit_dim=config.model.implicit_dim,
         seed=config.seed,
     )

@@ -43,7 +43,7 @@ def build_side_features(
     movie_idx: NDArray[Any],
     n_users: int,
     movie_ids: NDArray[Any],
-    movies: pd.DataFrame,
+    movies: pd.DataFrame | None,
     *,
     implicit_dim: int,
     seed: int,
@@ -54,7 +54,7 @@ def build_side_features(
         user_idx, movie_idx: index pairs of the fitted ratings (only *which* pairs exist is used).
         n_users: size of the user id map.
         movie_ids: raw movie id of each movie index, to look up metadata.
-        movies: the catalogue (movie_id, title, genres); may be empty.
+        movies: the catalogue (movie_id, title, genres); None or empty leaves only the implicit part.
         implicit_dim: components of the implicit-feedback embedding.
         seed: for the sparse SVD's start vector.
     """
@@ -65,9 +65,9 @@ def build_side_features(
     return SideFeatures(users=_standardise(user_implicit), movies=_standardise(movie_table))
 
 
-def catalogue_features(movie_ids: NDArray[Any], movies: pd.DataFrame) -> NDArray[np.float64]:
+def catalogue_features(movie_ids: NDArray[Any], movies: pd.DataFrame | None) -> NDArray[np.float64]:
     """One-hot genres and release-year bins per movie (all zeros where the catalogue has no row)."""
-    if movies.empty:
+    if movies is None or movies.empty:
         return np.zeros((len(movie_ids), 0))
     meta = movies.drop_duplicates("movie_id").set_index("movie_id").reindex(movie_ids)
     genres = meta["genres"].fillna(_NO_GENRES).astype(str).str.get_dummies("|")
