@@ -1,4 +1,5 @@
 # Fresh machine:  make run   (install, train the default model on ml-latest-small, serve it on :8000)
+#                 make bench (accuracy/speed and serving benchmarks into bench/results/)
 #                 make test  (install, then the whole test suite, slow real-data tests included)
 PY ?= python3
 VENV ?= .venv
@@ -46,10 +47,12 @@ serve: install
 
 run: train serve
 
-bench: install
+# bench/accuracy.py takes ~35 min on two cores (3 splits, 3 timed fits on the first, notebook rows once);
+# BENCH_ARGS=--skip-notebook saves ~6 min.
+bench: install $(DATA)
 	$(BIN)/pip install -q -e ".[bench]"
-	$(BIN)/python bench/accuracy.py
-	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/accuracy.py --data $(DATA) $(BENCH_ARGS)
+	$(BIN)/python bench/serving.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -198,6 +198,13 @@ class ModelInfo(BaseModel):
     libraries: dict[str, str]
     n_users: int
     n_movies: int
+    scorer: str
+    evaluated_model: dict[str, Any] = Field(
+        description="the model the metrics describe: what it was fitted on and what it was scored on"
+    )
+    served_model: dict[str, Any] = Field(
+        description="the model answering requests: fitted on all ratings (refit) or the train split"
+    )
     device: str
     loaded_at: str
 

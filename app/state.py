@@ -37,12 +37,11 @@ def load_model(path: Path, settings: Settings, device: str) -> LoadedModel:
     fold_in_l2 = settings.fold_in_l2 or float(bundle.manifest.config.get("fold_in_l2", 5.0))
     try:
         recommender = Recommender(
-            bundle, cold_start_min_ratings=settings.cold_start_min_ratings, fold_in_l2=fold_in_l2
+            bundle,
+            cold_start_min_ratings=settings.cold_start_min_ratings,
+            fold_in_l2=fold_in_l2,
+            device=device,
         )
-        if device == "gpu":
-            from movierec.accel import use_device_scoring
-
-            use_device_scoring(recommender)
         _smoke_test(recommender)
     except ArtifactError:
         raise

@@ -2,7 +2,8 @@
 
 ```
 models/<run-id>/
-  manifest.json       schema version, kind, config, data fingerprint, metrics, file checksums
+  manifest.json       schema version, kind, scorer family, config, data fingerprint, metrics (and which model
+                      they describe: `evaluated_model`), which model is served (`served_model`), file checksums
   model.keras         the trained Keras model (loads with keras.saving.load_model, any backend)
   scoring.npz         the model's weights as plain arrays + fallback baselines (what the service scores with)
   user_ids.npy        raw user ids in embedding-row order
@@ -13,12 +14,14 @@ models/latest -> <run-id>
 ```
 A run is written under a temporary name and renamed into place only when complete; `latest` is then replaced
 atomically (symlink + rename), so readers see either the old run or the new one, never a half-written one.
+
+This module owns the format: the trainer hands `save_bundle` the model and its arrays, the service gets them
+back from `load_bundle`; file names and array keys appear nowhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -33,10 +36,15 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from movierec.errors import ArtifactError
+from movierec.hashing import sha256_file
 from movierec.ids import IdMap
 from movierec.model_config import BIAS_KINDS
+from movierec.scoring import scorer_family
 
-SCHEMA_VERSION = 1
+__all__ = ["sha256_file"]  # re-exported: tests and tools checksum artifact files through this module
+
+# 2: `scorer`, `evaluated_model` and `served_model` joined the manifest.
+SCHEMA_VERSION = 2
 LATEST = "latest"
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.keras"
@@ -73,6 +81,14 @@ class Manifest(BaseModel):
     head: dict[str, Any]
     n_users: int
     n_movies: int
+    # The scorer family that serves the arrays ("factor" or "mlp"), from the trainer's kind registry.
+    scorer: str
+    # The model `metrics` describe, e.g. {"fitted_on": "train split", "n_ratings", "epochs", "scored_on":
+    # "held-out split", "n_heldout"}; and the model in this directory, {"fitted_on": "all ratings (refit)" or
+    # "train split (no refit)", "n_ratings", "epochs"}. They differ after a refit: the served model's own
+    # held-out error is unknown (it has seen every rating).
+    evaluated_model: dict[str, Any]
+    served_model: dict[str, Any]
     refit: dict[str, Any] | None = None
     files: dict[str, FileRecord] = {}
 
@@ -119,20 +135,57 @@ class Bundle:
     user_ratings: UserRatings
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def save_bundle(
+    output_root: Path,
+    run_id: str,
+    manifest: Manifest,
+    *,
+    keras_model: Any,
+    arrays: dict[str, NDArray[Any]],
+    user_ids: IdMap,
+    movie_ids: IdMap,
+    catalogue: pd.DataFrame,
+    user_ratings: UserRatings,
+    update_latest: bool = True,
+) -> Path:
+    """Write a trained model as a run directory, atomically (see `write_bundle`), and return the directory.
+
+    Args:
+        output_root: the model root (e.g. `models/`).
+        run_id: final directory name; must not exist yet.
+        manifest: the manifest; its `files` checksums are filled in here.
+        keras_model: the trained Keras model (saved as `model.keras`).
+        arrays: the scoring arrays, fallback baselines included (`scoring.npz`).
+        user_ids, movie_ids: the id maps in embedding-row order.
+        catalogue: one row per movie index with `CATALOGUE_COLUMNS`.
+        user_ratings: the served ratings in CSR form (what "already rated" and fold-in read).
+        update_latest: replace `output_root/latest` once the run is in place.
+    """
+    if list(catalogue.columns) != CATALOGUE_COLUMNS:
+        raise ArtifactError(f"catalogue columns are {list(catalogue.columns)}, expected {CATALOGUE_COLUMNS}")
+
+    def write_files(directory: Path) -> None:
+        keras_model.save(directory / MODEL_FILE)
+        np.savez(directory / SCORING_FILE, **arrays)  # type: ignore[arg-type]
+        user_ids.save(directory / USER_IDS_FILE)
+        movie_ids.save(directory / MOVIE_IDS_FILE)
+        catalogue.to_csv(directory / CATALOGUE_FILE, index=False)
+        np.savez(
+            directory / USER_RATINGS_FILE,
+            indptr=user_ratings.indptr,
+            indices=user_ratings.indices,
+            ratings=user_ratings.ratings,
+        )
+
+    return write_bundle(output_root, run_id, write_files, manifest, update_latest=update_latest)
 
 
 def write_bundle(
@@ -143,7 +196,7 @@ def write_bundle(
     *,
     update_latest: bool = True,
 ) -> Path:
-    """Write a run directory atomically and (optionally) point `latest` at it.
+    """Write a run directory atomically and (optionally) point `latest` at it: the machinery under `save_bundle`.
 
     Args:
         output_root: the model root (e.g. `models/`).
@@ -313,22 +366,6 @@ def load_bundle(path: str | Path, *, verify_checksums: bool = True) -> Bundle:
     return Bundle(path, manifest, user_ids, movie_ids, catalogue, arrays, user_ratings)
 
 
-def _nn_shape_problems(arrays: dict[str, NDArray[Any]]) -> list[str]:
-    """Shape problems of the nn head arrays (hidden layer on concatenated factors, then one output)."""
-    names = ("user_factors", "hidden_kernel", "hidden_bias", "output_kernel", "output_bias")
-    missing = [name for name in names if name not in arrays]
-    if missing:
-        return [f"an 'nn' model needs {', '.join(missing)}, which scoring.npz lacks"]
-    k = arrays["user_factors"].shape[1] if arrays["user_factors"].ndim == 2 else -1
-    hidden = arrays["hidden_kernel"]
-    if hidden.ndim != 2 or hidden.shape[0] != 2 * k:
-        return [f"hidden_kernel has shape {hidden.shape}, expected ({2 * k}, units)"]
-    units = hidden.shape[1]
-    if arrays["hidden_bias"].shape != (units,) or arrays["output_kernel"].shape != (units,):
-        return [f"hidden_bias/output_kernel do not match the {units} hidden units"]
-    return []
-
-
 def _check_consistency(
     path: Path,
     manifest: Manifest,
@@ -344,19 +381,13 @@ def _check_consistency(
             f"id maps hold {len(user_ids)} users / {len(movie_ids)} movies, manifest says "
             f"{manifest.n_users} / {manifest.n_movies}"
         )
-    for name, rows in (("user_factors", len(user_ids)), ("movie_factors", len(movie_ids))):
-        arr = arrays.get(name)
-        if arr is None or arr.ndim != 2 or arr.shape[0] != rows:
-            shape = None if arr is None else arr.shape
-            problems.append(f"{name} has shape {shape}, expected {rows} rows to match the id map")
-    needs_bias = manifest.model_kind in BIAS_KINDS
-    for name, rows in (("user_bias", len(user_ids)), ("movie_bias", len(movie_ids))):
-        if name in arrays and arrays[name].shape != (rows,):
-            problems.append(f"{name} has shape {arrays[name].shape}, expected ({rows},)")
-        elif needs_bias and name not in arrays:
-            problems.append(f"a {manifest.model_kind!r} model needs {name}, which scoring.npz lacks")
-    if manifest.model_kind == "nn":
-        problems.extend(_nn_shape_problems(arrays))
+    # The scorer family that will serve the arrays states what it needs (factor rows, bias and layer shapes).
+    problems.extend(scorer_family(manifest.scorer).array_problems(arrays, len(user_ids), len(movie_ids)))
+    # A factor scorer reads absent biases as zero, so a kind that learned biases must have exported them.
+    if manifest.model_kind in BIAS_KINDS:
+        for name in ("user_bias", "movie_bias"):
+            if name not in arrays:
+                problems.append(f"a {manifest.model_kind!r} model needs {name}, which scoring.npz lacks")
     if list(catalogue.columns) != CATALOGUE_COLUMNS:
         problems.append(f"catalogue columns are {list(catalogue.columns)}, expected {CATALOGUE_COLUMNS}")
     elif not np.array_equal(catalogue["movie_id"].to_numpy(), movie_ids.ids):

@@ -3,6 +3,10 @@
 The service never runs Keras per request: it scores from these arrays with numpy (or on a GPU). This module
 is the single place that knows which layer holds which weight; `tests/test_export.py` checks that scoring from
 the arrays reproduces `model.predict` for every model kind.
+
+Its branches on the config's kind stay here rather than in the trainer's kinds (training/kinds/): what they
+read is the layer layout that movierec/models.py and movierec/svdpp.py build, which the core owns, and the
+export of a graph is the same whichever trainer filled it (bpmf fills a `bias`-form graph from samples).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ so `keras.saving.load_model` needs no extra arguments and the models also run on
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
@@ -21,8 +20,17 @@ from keras import layers, ops
 from numpy.typing import NDArray
 
 from movierec.model_config import BIAS_KINDS, MODEL_KINDS, ModelConfig, ModelKind
+from movierec.scoring.head import head_logit_offset
 
-__all__ = ["MODEL_KINDS", "ModelConfig", "ModelKind", "RatingHead", "RowL2", "build_model"]
+__all__ = [
+    "MODEL_KINDS",
+    "ModelConfig",
+    "ModelKind",
+    "RatingHead",
+    "RowL2",
+    "build_model",
+    "head_logit_offset",
+]
 
 # Layer names are part of the artifact contract: `movierec.export` reads weights by these names.
 USER_EMBEDDING = "user_embedding"
@@ -83,13 +91,6 @@ class RatingHead(layers.Layer):
             margin=self.margin,
         )
         return config
-
-
-def head_logit_offset(min_rating: float, max_rating: float, offset: float) -> float:
-    """Logit of the global mean's position inside the rating range (clamped away from 0 and 1)."""
-    p = (offset - min_rating) / (max_rating - min_rating)
-    p = min(max(p, 1e-3), 1 - 1e-3)
-    return math.log(p / (1 - p))
 
 
 @keras.saving.register_keras_serializable(package="movierec")

@@ -1,7 +1,7 @@
 """Recommender: the questions the service answers, on a loaded artifact bundle. No HTTP here.
 
 Cold-start policy (decided once, here): an unknown user gets the non-personalised list of movies ranked by
-learned movie bias (bias-type models) or by damped mean rating (others) among movies with at least
+learned movie bias (models with learned biases) or by damped mean rating (others) among movies with at least
 `cold_start_min_ratings` ratings (relaxed so that at least `COLD_START_POOL` movies qualify), marked
 `cold_start`; a known user's list is `personalized`.
 """
@@ -15,8 +15,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from movierec.artifacts import Bundle
-from movierec.errors import InvalidRequestError, UnknownGenreError, UnknownMovieError, UnknownUserError
-from movierec.scoring import Head, Scorer, top_k_indices
+from movierec.errors import (
+    ArtifactError,
+    InvalidRequestError,
+    UnknownGenreError,
+    UnknownMovieError,
+    UnknownUserError,
+)
+from movierec.scoring import FAMILY_OF_KIND, Head, build_scorer, top_k_indices
 
 Strategy = Literal["personalized", "cold_start", "fold_in"]
 
@@ -59,6 +65,18 @@ class Ranked:
     ignored: list[int] = field(default_factory=list)  # input movie ids left out (unknown to the model)
 
 
+def _scorer_family(bundle: Bundle) -> str:
+    """The manifest's scorer family; artifacts written before it recorded one map their model kind."""
+    family: str | None = getattr(bundle.manifest, "scorer", None)
+    if family is None:
+        family = FAMILY_OF_KIND.get(bundle.manifest.model_kind)
+    if family is None:
+        raise ArtifactError(
+            f"model kind {bundle.manifest.model_kind!r} has no known scorer family; upgrade movierec or retrain"
+        )
+    return family
+
+
 class Recommender:
     """Predictions, top-k, cold start, fold-in, bias ranking and neighbours for one bundle.
 
@@ -66,19 +84,28 @@ class Recommender:
         bundle: a loaded artifact directory.
         cold_start_min_ratings: minimum rating count of movies in the cold-start list.
         fold_in_l2: L2 strength of the fold-in solve.
+        device: where whole-catalogue scoring runs, "cpu" (numpy) or "gpu" (keras.ops; see `app.device`).
     """
 
-    def __init__(self, bundle: Bundle, *, cold_start_min_ratings: int = 50, fold_in_l2: float = 5.0) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        cold_start_min_ratings: int = 50,
+        fold_in_l2: float = 5.0,
+        device: str = "cpu",
+    ) -> None:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.kind = bundle.manifest.model_kind
         arrays = bundle.arrays
-        self.scorer = Scorer(
-            self.kind,
+        self.scorer = build_scorer(
+            _scorer_family(bundle),
             arrays,
             Head.from_dict(bundle.manifest.head),
             arrays["baseline_user_bias"],
             arrays["baseline_movie_bias"],
+            device=device,
         )
         self.fold_in_l2 = fold_in_l2
         catalogue = bundle.catalogue
@@ -285,7 +312,7 @@ class Recommender:
 
     def bias_ranking(self, order: Literal["asc", "desc"], limit: int, most_rated: int) -> Ranked:
         """Movies ranked by learned bias among the `most_rated` most-rated movies (the notebook's analysis)."""
-        self.scorer.require_bias()
+        self.scorer.require_bias(self.kind)
         popular = self._by_popularity[:most_rated]
         bias = self.scorer.movie_bias[popular]
         order_idx = np.argsort(bias if order == "asc" else -bias, kind="stable")[:limit]

@@ -1,4 +1,5 @@
-"""The artifact contract: load_bundle validates, write_bundle is atomic, `latest` only moves on success."""
+"""The artifact contract: save_bundle writes it, load_bundle validates it, writes are atomic, `latest` only
+moves on success."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from movierec.artifacts import (
     load_bundle,
     point_latest,
     read_manifest,
+    save_bundle,
     sha256_file,
     write_bundle,
 )
@@ -134,10 +136,69 @@ def test_future_schema_version_says_to_upgrade(run_copy):
         load_bundle(run_copy)
 
 
-def test_old_or_missing_schema_version_says_to_retrain(run_copy):
-    _edit_manifest(run_copy, schema_version=0)
-    with pytest.raises(ArtifactError, match="retrain"):
+@pytest.mark.parametrize("version", [0, 1, None])
+def test_old_or_missing_schema_version_says_to_retrain(run_copy, version):
+    # Schema 1 artifacts predate `scorer`, `evaluated_model` and `served_model`: refused, with what to do.
+    _edit_manifest(run_copy, schema_version=version)
+    with pytest.raises(ArtifactError, match=f"schema_version {version!r} .*; retrain the model"):
         load_bundle(run_copy)
+
+
+def test_a_scorer_family_this_movierec_does_not_know_is_refused(run_copy):
+    _edit_manifest(run_copy, scorer="quantum")
+    with pytest.raises(ArtifactError, match="unknown scorer family 'quantum'"):
+        load_bundle(run_copy)
+
+
+def test_save_bundle_writes_every_file_that_load_bundle_reads_back(run_copy):
+    import keras
+
+    root = run_copy.parent
+    source = load_bundle(run_copy)
+    manifest = source.manifest.model_copy(update={"run_id": "saved-run", "files": {}})
+    final = save_bundle(
+        root,
+        "saved-run",
+        manifest,
+        keras_model=keras.saving.load_model(run_copy / MODEL_FILE),
+        arrays=source.arrays,
+        user_ids=source.user_ids,
+        movie_ids=source.movie_ids,
+        catalogue=source.catalogue,
+        user_ratings=source.user_ratings,
+        update_latest=False,
+    )
+    saved = load_bundle(final)
+    assert os.readlink(root / LATEST) == run_copy.name
+    assert set(saved.manifest.files) == set(REQUIRED_FILES)
+    assert saved.manifest.model_dump(exclude={"files", "run_id"}) == source.manifest.model_dump(
+        exclude={"files", "run_id"}
+    )
+    for key, value in source.arrays.items():
+        np.testing.assert_array_equal(saved.arrays[key], value)
+    np.testing.assert_array_equal(saved.user_ids.ids, source.user_ids.ids)
+    np.testing.assert_array_equal(saved.movie_ids.ids, source.movie_ids.ids)
+    for field in ("indptr", "indices", "ratings"):
+        np.testing.assert_array_equal(getattr(saved.user_ratings, field), getattr(source.user_ratings, field))
+    assert saved.catalogue.equals(source.catalogue)
+
+
+def test_save_bundle_refuses_a_catalogue_without_the_contract_columns(run_copy):
+    root = run_copy.parent
+    source = load_bundle(run_copy)
+    with pytest.raises(ArtifactError, match="catalogue columns"):
+        save_bundle(
+            root,
+            "bad-run",
+            source.manifest,
+            keras_model=None,
+            arrays=source.arrays,
+            user_ids=source.user_ids,
+            movie_ids=source.movie_ids,
+            catalogue=source.catalogue.drop(columns=["genres"]),
+            user_ratings=source.user_ratings,
+        )
+    assert not (root / "bad-run").exists()
 
 
 def test_manifest_that_is_not_json_is_an_artifact_error(run_copy):

@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 from helpers import layout_fixtures
 
-import movierec.data as data_module
+import movierec.data.readers as readers_module
 from movierec.data import (
     NO_GENRES,
     ColumnNames,
     RatingsData,
     detect_layout,
-    file_sha256,
     load_ratings,
 )
 from movierec.errors import DataError, UnknownLayoutError
+from movierec.hashing import sha256_file
 
 FIXTURES = layout_fixtures()
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
@@ -42,7 +42,7 @@ def csv_layout(tmp_path: Path, ratings: str) -> Path:
 def text_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with each validating reader: pyarrow's, and pandas' fallback for when pyarrow is absent."""
     if request.param == "pandas":
-        monkeypatch.setattr(data_module, "_read_text_arrow", lambda *args: None)
+        monkeypatch.setattr(readers_module, "_read_text_arrow", lambda *args: None)
     return str(request.param)
 
 
@@ -348,7 +348,7 @@ def test_validating_read_in_chunks_keeps_lines_and_examples(
     tmp_path: Path, text_reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Tiny chunks, so that blank lines, skipped lines and duplicates straddle chunk borders.
-    monkeypatch.setattr(data_module, "_CHUNK_ROWS", 2)
+    monkeypatch.setattr(readers_module, "_CHUNK_ROWS", 2)
     rows = [
         "1,10,4.0,1",  # line 2
         "",  # line 3
@@ -507,13 +507,13 @@ def test_bad_arguments_raise_value_error() -> None:
 # --- fingerprint and real data -------------------------------------------------------------------
 
 
-def test_file_sha256_matches_hashlib(tmp_path: Path) -> None:
+def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     content = bytes(range(256)) * 5000  # more than one read chunk
     path.write_bytes(content)
 
-    assert file_sha256(path) == hashlib.sha256(content).hexdigest()
-    assert file_sha256(str(path)) == hashlib.sha256(content).hexdigest()
+    assert sha256_file(path) == hashlib.sha256(content).hexdigest()
+    assert sha256_file(str(path)) == hashlib.sha256(content).hexdigest()
 
 
 def test_real_ml_latest_small_loads() -> None:

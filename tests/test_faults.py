@@ -69,7 +69,7 @@ def missing_catalogue(run: Path) -> None:
 
 
 def corrupt_manifest(run: Path) -> None:
-    (run / MANIFEST).write_text('{"schema_version": 1, "run_id": ')
+    (run / MANIFEST).write_text('{"schema_version": 2, "run_id": ')
 
 
 # fault name -> (how to break a run, fragments the refusal must contain)

@@ -15,7 +15,7 @@ import pytest
 
 from movierec.export import export_arrays
 from movierec.models import ModelConfig
-from movierec.scoring import Head, Scorer
+from movierec.scoring import Head, build_scorer
 from movierec.svdpp import ImplicitFeedback, build_svdpp_model, implicit_user_factors
 from training.config import TrainConfig
 from training.pipeline import Indexed, fit
@@ -59,7 +59,9 @@ def test_scorer_from_exported_arrays_matches_predict(fitted, ratings: pd.DataFra
     model, indexed = result.model, result.indexed
     arrays, head = export_arrays(model, config.model)
     n_users = len(indexed.users)
-    scorer = Scorer("svdpp", arrays, Head.from_dict(head), np.zeros(n_users), np.zeros(len(indexed.movies)))
+    scorer = build_scorer(
+        "factor", arrays, Head.from_dict(head), np.zeros(n_users), np.zeros(len(indexed.movies))
+    )
     assert scorer.has_bias
     users = np.repeat(np.arange(n_users), 3).astype(np.int64)
     movies = np.tile(np.array([0, 7, len(indexed.movies) - 1]), n_users).astype(np.int64)

@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from movierec.artifacts import load_bundle
 from movierec.errors import ArtifactError, UnsupportedOperationError
-from movierec.scoring import Head, Scorer
+from movierec.scoring import FAMILY_OF_KIND, Head, Scorer, build_scorer
 
 HEAD = Head(min_rating=0.5, max_rating=5.0, offset=3.5, squash=True)
 UNKNOWN = -1
@@ -41,8 +41,8 @@ def _scorer(
     arrays = _arrays(kind, scale, seed)
     rng = np.random.default_rng(seed + 100)
     n_users, n_movies = arrays["user_factors"].shape[0], arrays["movie_factors"].shape[0]
-    return Scorer(
-        kind,
+    return build_scorer(
+        FAMILY_OF_KIND[kind],
         arrays,
         head,
         rng.normal(0, baseline_scale, n_users).astype(np.float32),
@@ -122,7 +122,12 @@ def test_scorer_names_a_missing_array():
     arrays = _arrays("nn")
     del arrays["hidden_kernel"]
     with pytest.raises(ArtifactError, match="hidden_kernel"):
-        Scorer("nn", arrays, HEAD, np.zeros(3), np.zeros(4))
+        build_scorer("mlp", arrays, HEAD, np.zeros(3), np.zeros(4))
+
+
+def test_an_unknown_scorer_family_is_an_artifact_error():
+    with pytest.raises(ArtifactError, match="unknown scorer family 'transformer'"):
+        build_scorer("transformer", _arrays("dot"), HEAD, np.zeros(3), np.zeros(4))
 
 
 def test_bias_operations_need_a_bias_model():
@@ -143,8 +148,8 @@ def test_similar_is_cosine_similarity():
 def _tiny_scorer_and_busiest_user(tiny_bundle_dir):
     bundle = load_bundle(tiny_bundle_dir)
     arrays = bundle.arrays
-    scorer = Scorer(
-        bundle.manifest.model_kind,
+    scorer = build_scorer(
+        FAMILY_OF_KIND[bundle.manifest.model_kind],
         arrays,
         Head.from_dict(bundle.manifest.head),
         arrays["baseline_user_bias"],

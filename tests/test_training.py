@@ -19,7 +19,8 @@ from conftest import tiny_train_config
 from helpers import make_ratings
 
 from movierec.artifacts import LATEST, TMP_PREFIX, list_runs, load_bundle, point_latest, read_manifest
-from movierec.data import file_sha256, load_ratings
+from movierec.data import load_ratings
+from movierec.hashing import sha256_file
 from movierec.recommender import Recommender
 from movierec.split import split_mask
 from training.__main__ import main
@@ -81,7 +82,7 @@ def test_manifest_describes_how_the_run_was_made(tiny_train_result, tiny_ratings
     ratings = tiny_ratings.ratings
     n_heldout = int((~split_mask(ratings, "random", 42)).sum())
     assert manifest.config == tiny_train_config().model_dump(mode="json")
-    assert manifest.data["sha256"] == file_sha256(tiny_ratings.ratings_path)
+    assert manifest.data["sha256"] == sha256_file(tiny_ratings.ratings_path)
     assert manifest.data["n_ratings"] == len(ratings)
     assert manifest.metrics["n_heldout"] == n_heldout
     assert 1 <= manifest.metrics["epochs"] <= 3
@@ -91,6 +92,22 @@ def test_manifest_describes_how_the_run_was_made(tiny_train_result, tiny_ratings
     # The refitted model's head is centred on the mean of all ratings.
     assert manifest.head["offset"] == pytest.approx(float(ratings["rating"].mean()), abs=1e-5)
     assert "val_rmse" in manifest.model_extra["history"]
+    # The metrics describe the model fitted on the train split; the served one is the refit on all ratings.
+    assert manifest.scorer == "factor"
+    n_train = len(ratings) - n_heldout
+    assert manifest.evaluated_model == {
+        "fitted_on": "train split",
+        "n_ratings": n_train,
+        "epochs": manifest.metrics["epochs"],
+        "scored_on": "held-out split",
+        "n_heldout": n_heldout,
+    }
+    assert manifest.served_model == {
+        "fitted_on": "all ratings (refit)",
+        "n_ratings": len(ratings),
+        "epochs": manifest.metrics["epochs"],
+        "is_evaluated_model": False,
+    }
 
 
 def test_heldout_metrics_are_the_keras_models_and_beat_the_global_mean(tiny_train_result, tiny_ratings):
@@ -127,7 +144,8 @@ def test_the_scored_model_learns_the_whole_train_split_with_the_selected_schedul
 
 
 def test_whole_batches_pad_with_zero_weight_rows_to_a_multiple_of_the_batch():
-    from training.pipeline import Indexed, _whole_batches
+    from training.fitted import Indexed
+    from training.kinds.keras_sgd import _whole_batches
 
     frame = pd.DataFrame(
         {"user_id": [1, 2, 3, 1, 2], "movie_id": [5, 5, 6, 7, 7], "rating": [1.0, 2, 3, 4, 5]}
@@ -227,6 +245,14 @@ def test_cli_analyze_prints_bias_rankings_and_a_prediction(tiny_model_root, tiny
     assert code == 0
 
     bundle = load_bundle(tiny_model_root / LATEST)
+    evaluated, served = bundle.manifest.evaluated_model, bundle.manifest.served_model
+    assert (
+        f"evaluated model: fitted on the train split ({evaluated['n_ratings']:,} ratings, "
+        f"{evaluated['epochs']} epochs), held-out RMSE {bundle.manifest.metrics['rmse']:.4f} on the held-out split "
+        f"({evaluated['n_heldout']:,} ratings)\n"
+        f"served model:    fitted on all ratings (refit) ({served['n_ratings']:,} ratings, "
+        f"{served['epochs']} epochs), scored by the 'factor' scorer\n"
+    ) in out
     catalogue = bundle.catalogue.assign(bias=bundle.arrays["movie_bias"])
     n = len(catalogue)
     popular = catalogue.iloc[np.lexsort((np.arange(n), -catalogue["n_ratings"].to_numpy()))[:40]]

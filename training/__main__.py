@@ -158,7 +158,7 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from movierec.artifacts import load_bundle
     from movierec.recommender import Recommender
-    from training.analyze import bias_report, plot
+    from training.analyze import bias_report, plot, provenance
 
     bundle = load_bundle(args.artifact)
     recommender = Recommender(bundle)
@@ -166,6 +166,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(
         f"artifact {bundle.path} ({manifest.model_kind}, held-out RMSE {manifest.metrics.get('rmse', float('nan')):.4f})"
     )
+    print(provenance(manifest) + "\n")
     if recommender.scorer.has_bias:
         print(bias_report(recommender, args.limit, args.most_rated))
     else:

@@ -8,6 +8,19 @@ from movierec.artifacts import Manifest
 from movierec.recommender import Ranked, Recommender
 
 
+def provenance(manifest: Manifest) -> str:
+    """Which model the held-out metrics describe and which model the artifact serves: after a refit, not the same."""
+    evaluated, served = manifest.evaluated_model, manifest.served_model
+    rmse = manifest.metrics.get("rmse", float("nan"))
+    return (
+        f"evaluated model: fitted on the {evaluated.get('fitted_on', '?')} ({evaluated.get('n_ratings', 0):,} "
+        f"ratings, {evaluated.get('epochs', '?')} epochs), held-out RMSE {rmse:.4f} on the "
+        f"{evaluated.get('scored_on', '?')} ({evaluated.get('n_heldout', 0):,} ratings)\n"
+        f"served model:    fitted on {served.get('fitted_on', '?')} ({served.get('n_ratings', 0):,} ratings, "
+        f"{served.get('epochs', '?')} epochs), scored by the {manifest.scorer!r} scorer"
+    )
+
+
 def format_ranking(recommender: Recommender, ranked: Ranked, heading: str) -> str:
     """A plain-text table of a bias ranking."""
     lines = [heading]

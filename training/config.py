@@ -56,6 +56,23 @@ KIND_DEFAULTS: dict[str, dict[str, object]] = {
     },
 }
 
+# Overlay on KIND_DEFAULTS when a run sets `side_features=False` (`--no-side-features`): without the learned
+# priors the side-feature defaults overfit within a few epochs, so the kinds that use side features get their own
+# settings, chosen by `bench/tune.py` on validation slices of train (bench/results/tuning.md).
+KIND_DEFAULTS_WITHOUT_SIDE_FEATURES: dict[str, dict[str, object]] = {
+    # Validation RMSE 0.887 / 0.876 (seeds 42 / 7) against 0.924 / 0.909 for the side-feature defaults without
+    # side features. Back at bias's pre-side-features batch 1024 and Adam 0.01, with weaker L2 on the biases.
+    "bias": {
+        "model": {"side_features": False, "n_factors": 50, "l2_factors": 1e-4, "l2_bias": 3e-5},
+        "batch_size": 1024,
+        "learning_rate": 0.01,
+    },
+    # 0.897 / 0.888 against 0.901 / 0.889: stronger L2 on the embeddings, otherwise nn's side-feature defaults.
+    "nn": {"model": {"side_features": False, "l2_factors": 1e-3}},
+    # 0.878 / 0.870 against 0.880 / 0.872: wider, and more sweeps (~3x the sampling time of 100 sweeps at width 10).
+    "bpmf": {"model": {"side_features": False, "n_factors": 15, "burn_in": 30}, "epochs": 150},
+}
+
 
 class TrainConfig(BaseModel):
     """Everything that determines a training run (besides the data)."""
@@ -81,11 +98,24 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def for_kind(cls, kind: ModelKind, **overrides: object) -> TrainConfig:
-        """The tuned defaults of a model kind, with explicit overrides on top."""
-        defaults = KIND_DEFAULTS[kind]
-        model_fields: dict[str, Any] = {**defaults.get("model", {}), **overrides.pop("model_fields", {})}  # type: ignore[dict-item]
+        """The tuned defaults of a model kind, with explicit overrides on top.
+
+        `model_fields={"side_features": False}` on a kind whose defaults use side features switches to that
+        kind's defaults without them (KIND_DEFAULTS_WITHOUT_SIDE_FEATURES), under the other explicit overrides.
+        """
+        explicit: dict[str, Any] = dict(overrides.pop("model_fields", {}))  # type: ignore[call-overload]
+        defaults = _merge(KIND_DEFAULTS[kind], {})
+        if explicit.get("side_features") is False and kind in KIND_DEFAULTS_WITHOUT_SIDE_FEATURES:
+            defaults = _merge(defaults, KIND_DEFAULTS_WITHOUT_SIDE_FEATURES[kind])
+        model_fields: dict[str, Any] = {**defaults.get("model", {}), **explicit}
         top = {k: v for k, v in defaults.items() if k != "model"}
         return cls.model_validate({"model": {"kind": kind, **model_fields}, **top, **overrides})
+
+
+def _merge(base: dict[str, object], overlay: dict[str, object]) -> dict[str, Any]:
+    """`base` with `overlay` on top; the "model" sub-dicts are merged key by key."""
+    model: dict[str, Any] = {**base.get("model", {}), **overlay.get("model", {})}  # type: ignore[dict-item]
+    return {**base, **overlay, "model": model}
 
 
 class TrainerSettings(BaseSettings):

@@ -21,6 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from movierec.model_config import ModelConfig
+from training.fitted import Indexed
 
 F32 = NDArray[np.float32]
 
@@ -63,6 +64,26 @@ def build_side_features(
     )
     movie_table = np.hstack([catalogue_features(movie_ids, movies), movie_implicit])
     return SideFeatures(users=_standardise(user_implicit), movies=_standardise(movie_table))
+
+
+def side_features_for(
+    config: ModelConfig, train: Indexed, movies: pd.DataFrame | None, seed: int
+) -> SideFeatures | None:
+    """The side-feature tables of `train`'s id maps from `train`'s own ratings (None without side features).
+
+    Only `train` enters the who-rated-what part: a kind fitted on the train split never sees held-out pairs.
+    """
+    if not config.side_features:
+        return None
+    return build_side_features(
+        train.user_idx,
+        train.movie_idx,
+        len(train.users),
+        train.movies.ids,
+        movies,
+        implicit_dim=config.implicit_dim,
+        seed=seed,
+    )
 
 
 def catalogue_features(movie_ids: NDArray[Any], movies: pd.DataFrame | None) -> NDArray[np.float64]:

@@ -29,7 +29,11 @@ async def ready(request: Request) -> StatusResponse | Response:
 
 @router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
 async def model_info(loaded: LoadedDep) -> ModelInfo:
-    """The served model's manifest: kind, run id, metrics, data fingerprint, and the device in use."""
+    """The served model's manifest: kind, run id, metrics, data fingerprint, and the device in use.
+
+    `evaluated_model` is the model the metrics describe, `served_model` the one answering; after a refit on all
+    ratings they differ, and the served model's own held-out error is unknown.
+    """
     m = loaded.recommender.manifest
     return ModelInfo(
         run_id=m.run_id,
@@ -42,6 +46,9 @@ async def model_info(loaded: LoadedDep) -> ModelInfo:
         libraries=m.libraries,
         n_users=m.n_users,
         n_movies=m.n_movies,
+        scorer=m.scorer,
+        evaluated_model=m.evaluated_model,
+        served_model=m.served_model,
         device=loaded.device,
         loaded_at=loaded.loaded_at,
     )
