@@ -83,14 +83,21 @@ class RecommendedMovie(BaseModel):
     movie_id: int
     title: str
     genres: list[str]
-    predicted_rating: float
+    predicted_rating: float = Field(description="the rating model's prediction for this user and movie")
+    rank_score: float = Field(
+        description="what the list is ordered by (see `ranking`); predicted ratings need not fall down the list"
+    )
 
 
 class RecommendResponse(BaseModel):
-    """A top-k list; `strategy` says how it was made."""
+    """A top-k list; `strategy` says whose list it is, `ranking` how it was ordered."""
 
     user_id: int | None = None
     strategy: Literal["personalized", "cold_start", "fold_in"]
+    ranking: str = Field(
+        description="'ease_lowrank*p_like': the item ranker's propensity times the probability of liking the "
+        "movie from its predicted rating; 'predicted_rating': the rating model alone (artifacts without a ranker)"
+    )
     items: list[RecommendedMovie]
     ignored_movie_ids: list[int] = Field(
         default_factory=list, description="fold-in: rated movies the model does not know (not used)"

@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     max_k: int = Field(100, ge=1, description="largest k / limit a list endpoint accepts")
     max_fold_in_ratings: int = Field(1_000, ge=1, description="most ratings in one POST /recommend")
     max_body_bytes: int = Field(2_000_000, ge=1_024, description="request bodies above this get 413")
-    cold_start_min_ratings: int = Field(50, ge=0, description="min rating count of cold-start movies")
+    cold_start_min_ratings: int = Field(
+        50, ge=0, description="min rating count of cold-start movies (artifacts without a ranker)"
+    )
     fold_in_l2: float | None = Field(None, gt=0, description="fold-in L2; default: the value in the manifest")
     blas_threads: int = Field(1, ge=1, description="BLAS threads per process; 1 avoids oversubscription")
     threadpool_size: int = Field(40, ge=1, description="worker threads for blocking routes")

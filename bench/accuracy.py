@@ -14,6 +14,16 @@ user's latest 20 %; `movierec.split`), in one process and on the same train / he
 - Surprise's SVD (defaults and the tuned setting of issue 4), SVD++, KNNBaseline (item-based, pearson_baseline)
   and BaselineOnly, fitted on the same train rows;
 - a popularity baseline for ranking (every user gets the movies with the most train ratings);
+- EASE^R (Steck 2019), the closed-form item-item reference for top-N lists: binary X of the train ratings,
+  P = (XᵀX + λI)⁻¹, B = -P / diag(P) with a zero diagonal, scores X B; exact, through the eigendecomposition of
+  XᵀX that X's few rows give (`Ease`). λ from the trainer's grid (`RankerConfig.l2_grid`) by NDCG@10 on the validation slice the
+  project's kinds use (`training.pipeline.carve_validation`, relevant = rating >= 4), then fitted on the whole
+  train split;
+- the default artifact's served lists (issue 13): `python -m training train --no-refit` with its defaults
+  (bpmf and the top-N ranker) run through `training.pipeline.train_run` on the same split into a temporary
+  directory, loaded with `load_bundle` + `Recommender`, and ranked by the service's own
+  `Recommender.recommend(user_id, 10)`; with its held-out RMSE (the manifest's), the ranker's array sizes and
+  the RSS a fresh process gains loading it;
 - on the first split only (slow: ~6 min), the lesson-4 notebook's original configuration of `dot`, `bias` and
   `nn` (batch 64, Adam 0.001, weight L2 1e-4, no output squashing, fixed epochs), as reference rows.
 
@@ -30,6 +40,10 @@ data loading and evaluation are excluded for every system alike. A project model
 (selection on the validation slice, then the whole train split), each with its side features, build, compile and
 array export. Nothing reads held-out rows before a model is fitted: every hyper-parameter was chosen on
 validation slices of train (`bench/tune.py`, `bench/results/tuning.md`).
+
+Targets of issue 13, per split: the served lists' NDCG@10 and recall@10 >= EASE^R's (goal 1.1 x), < 5 % of listed
+movies with fewer than 20 train ratings, no movie in more than 35 % of the lists, and the artifact's held-out RMSE
+within 0.005 of the best rating model's.
 
 Writes `bench/results/accuracy.md` and `accuracy.json` (or `--output-dir`), after every row. Surprise comes from
 the `bench` extra (`pip install -e .[bench]`); it is never a dependency of the service.
@@ -62,6 +76,7 @@ from numpy.typing import NDArray
 from movierec.data import RatingsData, load_ratings
 from movierec.scoring import top_k_indices
 from movierec.split import split_mask
+from training.config import RankerConfig
 from training.metrics import mae, rmse
 
 log = logging.getLogger("bench.accuracy")
@@ -84,6 +99,7 @@ THREAD_ENV = (
 NOTEBOOK_EPOCHS = {"dot": 10, "bias": 38, "nn": 8}
 PROJECT_KINDS = ("dot", "bias", "nn", "svdpp", "bpmf")
 SIDE_FEATURE_KINDS = ("bias", "nn", "bpmf")
+SERVED_KIND = "bpmf"  # `python -m training train`'s default --model
 
 
 # ---- systems -------------------------------------------------------------------------------------------
@@ -95,7 +111,7 @@ class System:
 
     id: str
     name: str
-    group: str  # project | ablation | surprise | popularity | notebook
+    group: str  # project | ablation | surprise | popularity | ease | notebook | served
     kind: str = ""
     side_features: bool | None = None
 
@@ -108,6 +124,7 @@ def systems() -> list[System]:
         System("knn-baseline", "Surprise KNNBaseline (item, pearson_baseline)", "surprise"),
         System("baseline-only", "Surprise BaselineOnly", "surprise"),
         System("popularity", "popularity (train rating count)", "popularity"),
+        System("ease", "EASE^R (dense closed form, λ on validation)", "ease"),
     ]
     for kind in PROJECT_KINDS:
         side = True if kind in SIDE_FEATURE_KINDS else None
@@ -116,6 +133,14 @@ def systems() -> list[System]:
         out.append(System(f"{kind}-noside", f"movierec {kind} (no side features)", "ablation", kind, False))
     for kind in NOTEBOOK_EPOCHS:
         out.append(System(f"notebook-{kind}", f"notebook {kind} (batch 64, fixed epochs)", "notebook", kind))
+    out.append(
+        System(
+            "served",
+            f"movierec default artifact ({SERVED_KIND} + ranker), served lists",
+            "served",
+            SERVED_KIND,
+        )
+    )
     return out
 
 
@@ -137,6 +162,7 @@ class Row:
     ranking: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     reproduce: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # system-specific figures (EASE^R's λ, served memory)
 
     @property
     def wall(self) -> float:
@@ -157,6 +183,7 @@ class Split:
     data: RatingsData
     train: pd.DataFrame
     heldout: pd.DataFrame
+    train_fraction: float = 0.8
 
 
 def parse_split(spec: str) -> tuple[str, int]:
@@ -177,6 +204,7 @@ def make_split(data: RatingsData, spec: str, train_fraction: float) -> Split:
         data,
         data.ratings[mask].reset_index(drop=True),
         data.ratings[~mask].reset_index(drop=True),
+        train_fraction,
     )
 
 
@@ -222,6 +250,50 @@ def ranking_metrics(
     `long_tail_share` (share of listed movies with fewer than `long_tail` train ratings), `top_movie` (the
     movie in most lists) and `top_movie_share` (share of users whose list holds it), and `n_users`.
     """
+
+    def top_of(u: int, user_rated: NDArray[np.int64]) -> NDArray[np.int64]:
+        scores = np.asarray(score_user(u), dtype=np.float64).copy()
+        scores[user_rated] = -np.inf
+        top = top_k_indices(scores, k)  # the service's own top-k: best first, rated movies left out
+        return top[np.isfinite(scores[top])]
+
+    return _list_metrics(top_of, user_ids, movie_ids, train, heldout, k, long_tail)
+
+
+def list_ranking_metrics(
+    list_user: Callable[[int], NDArray[Any]],
+    user_ids: NDArray[Any],
+    movie_ids: NDArray[Any],
+    train: pd.DataFrame,
+    heldout: pd.DataFrame,
+    k: int = TOP_K,
+    long_tail: int = LONG_TAIL,
+) -> dict[str, Any]:
+    """`ranking_metrics` of ready-made lists: `list_user(position in user_ids)` -> movie positions (in
+    `movie_ids` order), best first, as a service returns them. Only the first `k` count; a listed movie the
+    user rated in train is counted as listed and as a miss (the lists are taken as served)."""
+    return _list_metrics(
+        lambda u, _rated: np.asarray(list_user(u), dtype=np.int64)[:k],
+        user_ids,
+        movie_ids,
+        train,
+        heldout,
+        k,
+        long_tail,
+    )
+
+
+def _list_metrics(
+    top_of: Callable[[int, NDArray[np.int64]], NDArray[np.int64]],
+    user_ids: NDArray[Any],
+    movie_ids: NDArray[Any],
+    train: pd.DataFrame,
+    heldout: pd.DataFrame,
+    k: int,
+    long_tail: int,
+) -> dict[str, Any]:
+    """The metrics of `ranking_metrics` for `top_of(user position, its train-rated movie positions)` -> the
+    user's top-k movie positions, best first."""
     user_pos = pd.Series(np.arange(len(user_ids)), index=user_ids)
     movie_pos = pd.Series(np.arange(len(movie_ids)), index=movie_ids)
     rated = train.groupby(train["user_id"].map(user_pos))["movie_id"].agg(
@@ -241,10 +313,7 @@ def ranking_metrics(
         rel = relevant_movies - set(user_rated.tolist())
         if not rel:
             continue
-        scores = np.asarray(score_user(int(u)), dtype=np.float64).copy()
-        scores[user_rated] = -np.inf
-        top = top_k_indices(scores, k)  # the service's own top-k: best first, rated movies left out
-        top = top[np.isfinite(scores[top])]
+        top = top_of(int(u), user_rated)
         hits = np.fromiter((int(i) in rel for i in top), dtype=bool, count=len(top))
         precision.append(hits.sum() / k)
         recall.append(hits.sum() / len(rel))
@@ -268,6 +337,137 @@ def ranking_metrics(
 def popularity_scores(train: pd.DataFrame, movie_ids: NDArray[Any]) -> NDArray[Any]:
     """Every movie's train rating count, in `movie_ids` order: the popularity baseline's score."""
     return train["movie_id"].value_counts().reindex(movie_ids, fill_value=0).to_numpy(np.float64)
+
+
+# ---- EASE^R ----------------------------------------------------------------------------------------------
+
+# The trainer's own grid: EASE^R is tuned exactly as the served ranker is.
+EASE_L2_GRID = RankerConfig().l2_grid
+
+
+@dataclass(frozen=True)
+class Ease:
+    """EASE^R (Steck 2019) in closed form, held as the eigendecomposition of the Gram matrix G = XᵀX.
+
+    X (users x movies, binary) has rank r <= its number of users, so G = V diag(s²) Vᵀ with V the r right singular
+    vectors of X (`ease_gram`), and exactly P = (G + λI)⁻¹ = V diag(1 / (s² + λ)) Vᵀ + (I - V Vᵀ) / λ: the dense inverse, never
+    formed. B = I - P / diag(P) (column j divided by P_jj) is -P / diag(P) with a zero diagonal.
+    """
+
+    v: NDArray[np.float64]  # movies x r
+    s2: NDArray[np.float64]  # r squared singular values of X
+    l2: float
+    diag_p: NDArray[np.float64]  # diag(P), one per movie
+
+    @classmethod
+    def fit(cls, x: NDArray[Any], l2: float, gram: tuple[NDArray[Any], NDArray[Any]] | None = None) -> Ease:
+        """Fit on binary `x`; `gram` = `ease_gram(x)`, to share one decomposition across λ."""
+        v, s2 = gram if gram is not None else ease_gram(x)
+        leverage = np.einsum("jk,jk->j", v, v)
+        diag_p = (v * v) @ (1.0 / (s2 + l2)) + (1.0 - leverage) / l2
+        return cls(v, s2, float(l2), diag_p)
+
+    def times_p(self, xq: NDArray[Any]) -> NDArray[np.float64]:
+        """xq @ P."""
+        xq = np.asarray(xq, dtype=np.float64)
+        proj = xq @ self.v
+        return (proj / (self.s2 + self.l2)) @ self.v.T + (xq - proj @ self.v.T) / self.l2
+
+    def scores(self, xq: NDArray[Any]) -> NDArray[np.float64]:
+        """xq @ B for rows `xq` (users x movies, binary): every movie's score per user."""
+        xq = np.asarray(xq, dtype=np.float64)
+        return xq - self.times_p(xq) / self.diag_p
+
+    def weights(self) -> NDArray[np.float64]:
+        """The dense item-item matrix B (movies x movies): for checks on small catalogues."""
+        return self.scores(np.eye(len(self.diag_p)))
+
+
+def ease_gram(x: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(V, s²) with G = XᵀX = V diag(s²) Vᵀ, V orthonormal columns spanning X's row space.
+
+    With fewer users than movies (MovieLens), from the small Gram matrix XXᵀ = U diag(s²) Uᵀ: V = XᵀU / s, keeping
+    the directions with s² above round-off (the rest are G's null space, which P's (I - V Vᵀ) / λ term covers).
+    Otherwise from G itself. Matrix products and a users x users eigendecomposition: no large LAPACK call.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] >= x.shape[1]:
+        s2, v = np.linalg.eigh(x.T @ x)
+        return v, np.clip(s2, 0.0, None)
+    s2, u = np.linalg.eigh(x @ x.T)
+    keep = s2 > max(float(s2.max(initial=0.0)), 1.0) * x.shape[1] * np.finfo(np.float64).eps * 1e3
+    s2, u = s2[keep], u[:, keep]
+    return (x.T @ u) / np.sqrt(s2), s2
+
+
+def binary_matrix(indexed: Any) -> NDArray[np.float64]:
+    """Users x movies, 1 where the user rated the movie (an `Indexed`'s rows, whatever the rating)."""
+    x = np.zeros((len(indexed.users), len(indexed.movies)))
+    x[indexed.user_idx, indexed.movie_idx] = 1.0
+    return x
+
+
+def indexed_frame(indexed: Any, rows: NDArray[Any] | None = None) -> pd.DataFrame:
+    """An `Indexed`'s rows (or the given index triple) back as a user_id / movie_id / rating frame."""
+    u, m, r = rows if rows is not None else (indexed.user_idx, indexed.movie_idx, indexed.ratings)
+    return pd.DataFrame(
+        {
+            "user_id": indexed.users.ids[u],
+            "movie_id": indexed.movies.ids[m],
+            "rating": np.asarray(r, np.float64),
+        }
+    )
+
+
+def run_ease(system: System, split: Split, repeats: int) -> Row:
+    """EASE^R with λ chosen by NDCG@10 on the validation slice the project's kinds use (relevant = rating >= 4),
+    then fitted on the whole train split with that λ and scored on held-out."""
+    from training.config import TrainConfig
+    from training.pipeline import Indexed, carve_validation
+
+    train_all = Indexed.from_frame(split.train)
+    config = TrainConfig(seed=split.seed, split=split.kind)
+    fit_part, validation = carve_validation(train_all, config)
+    fit_frame, val_frame = indexed_frame(fit_part), indexed_frame(train_all, validation)
+    users, movies = train_all.users.ids, train_all.movies.ids
+    nd = f"ndcg@{TOP_K}"
+
+    def fit() -> tuple[Ease, dict[str, float]]:
+        x_fit = binary_matrix(fit_part)
+        gram = ease_gram(x_fit)  # one decomposition for the whole grid
+        chosen: dict[str, float] = {}
+        for l2 in EASE_L2_GRID:
+            scores = Ease.fit(x_fit, l2, gram).scores(x_fit)
+            m = ranking_metrics(lambda u: scores[u], users, movies, fit_frame, val_frame)  # noqa: B023
+            chosen[f"{l2:g}"] = m[nd]
+        best = max(EASE_L2_GRID, key=lambda l2: chosen[f"{l2:g}"])
+        return Ease.fit(binary_matrix(train_all), best), chosen
+
+    (model, validation_ndcg), walls, cpus = timed(fit, repeats)
+    scores = model.scores(binary_matrix(train_all))
+    ranking = ranking_metrics(lambda u: scores[u], users, movies, split.train, split.heldout)
+    return Row(
+        system=system.id,
+        name=f"{system.name}, λ {model.l2:g}",
+        group=system.group,
+        split=split.label,
+        rmse=None,
+        mae=None,
+        wall_seconds=walls,
+        cpu_seconds=cpus,
+        ranking=ranking,
+        config={
+            "x": "binary train ratings (any value)",
+            "l2_grid": list(EASE_L2_GRID),
+            "validation": "training.pipeline.carve_validation, TrainConfig(seed=split seed)",
+        },
+        extra={
+            "l2": model.l2,
+            f"validation_{nd}": validation_ndcg,
+            "n_validation": len(val_frame),
+            "rank_of_x": int(model.s2.size),
+        },
+    )
 
 
 # ---- the project's models ------------------------------------------------------------------------------
@@ -417,6 +617,139 @@ def run_popularity(system: System, split: Split, repeats: int) -> Row:
         cpu_seconds=cpus,
         ranking=ranking,
         config={"score": "number of train ratings of the movie"},
+    )
+
+
+_MEMORY_PROBE = """
+import json, sys
+from pathlib import Path
+
+
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+sys.path.insert(0, sys.argv[2])
+from movierec.artifacts import load_bundle
+from movierec.recommender import Recommender
+
+before = rss()
+recommender = Recommender(load_bundle(sys.argv[1]))
+recommender.recommend(int(recommender.bundle.user_ids.ids[0]), 10)
+print(json.dumps({"rss_before_load_bytes": before, "rss_after_recommender_bytes": rss()}))
+"""
+
+
+def served_memory(run_dir: Path) -> dict[str, int]:
+    """VmRSS of a fresh process (movierec imported) before and after loading the artifact into a `Recommender`
+    and asking for one list: the service's own footprint, free of the bench's freed-and-reused training memory.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(run_dir), str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    )
+    out: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    out["rss_delta_bytes"] = out["rss_after_recommender_bytes"] - out["rss_before_load_bytes"]
+    return out
+
+
+def served_config(split: Split, quick: bool) -> Any:
+    """The default `python -m training train --no-refit` configuration (with its ranker) on the split."""
+    from training.config import TrainConfig
+
+    overrides: dict[str, Any] = {
+        "seed": split.seed,
+        "split": split.kind,
+        "train_fraction": split.train_fraction,
+        "refit": False,
+    }
+    if quick:
+        overrides["epochs"] = 4
+    return TrainConfig.for_kind(SERVED_KIND, **overrides)  # type: ignore[arg-type]
+
+
+def served_command(split: Split, data_path: str, quick: bool) -> str:
+    return (
+        f"python -m training train --data {shlex.quote(data_path)} --seed {split.seed} --split {split.kind} "
+        "--no-refit" + (" --epochs 4" if quick else "")
+    )
+
+
+def run_served(system: System, split: Split, quick: bool) -> Row:
+    """The default artifact as `python -m training train --no-refit` writes it, loaded as the service loads it,
+    and ranked by the service's own `Recommender.recommend(user_id, 10)` for every held-out user."""
+    import shutil
+    import tempfile
+
+    import keras
+
+    from movierec.artifacts import load_bundle
+    from movierec.recommender import Recommender
+    from training.pipeline import train_run
+
+    config = served_config(split, quick)
+    # train_run splits the data itself: it must be the bench's split, row for row.
+    mask = split_mask(split.data.ratings, config.split, config.seed, config.train_fraction)
+    if not split.data.ratings[mask].reset_index(drop=True).equals(split.train):
+        raise RuntimeError(f"train_run's {config.split} split (seed {config.seed}) differs from the bench's")
+    out = Path(tempfile.mkdtemp(prefix="accuracy-served-"))
+    try:
+        result, walls, cpus = timed(
+            lambda: train_run(split.data, config, out, verbose=0, update_latest=False),
+            1,
+            before=keras.backend.clear_session,
+        )
+        bundle = load_bundle(result.run_dir)
+        recommender = Recommender(bundle)
+        users, movies = bundle.user_ids.ids, bundle.movie_ids.ids
+        rankings: set[str] = set()
+
+        def list_user(u: int) -> NDArray[Any]:
+            ranked = recommender.recommend(int(users[u]), TOP_K)
+            rankings.add(str(getattr(ranked, "ranking", None) or "predicted rating"))
+            return ranked.movie_index
+
+        ranking = list_ranking_metrics(list_user, users, movies, split.train, split.heldout)
+        metrics = bundle.manifest.metrics
+        factors = bundle.arrays.get("ranker_factors")
+        manifest_ranker = getattr(bundle.manifest, "ranker", None)
+        extra = {
+            "ranking": sorted(rankings),
+            "ranker": manifest_ranker.model_dump(mode="json")
+            if hasattr(manifest_ranker, "model_dump")
+            else manifest_ranker,
+            "ranker_factors_bytes": None if factors is None else int(factors.nbytes),
+            "ranker_arrays_bytes": int(
+                sum(a.nbytes for name, a in bundle.arrays.items() if name.startswith("ranker_"))
+            ),
+            "arrays_bytes": int(sum(a.nbytes for a in bundle.arrays.values())),
+            **served_memory(result.run_dir),
+            "artifact_bytes": int(sum(f.stat().st_size for f in result.run_dir.rglob("*") if f.is_file())),
+        }
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return Row(
+        system=system.id,
+        name=system.name,
+        group=system.group,
+        split=split.label,
+        rmse=float(metrics["rmse"]),
+        mae=float(metrics["mae"]) if "mae" in metrics else None,
+        wall_seconds=walls,
+        cpu_seconds=cpus,
+        n_fallback=int(metrics.get("n_fallback", 0)),
+        ranking=ranking,
+        config=config.model_dump(mode="json"),
+        extra=extra,
     )
 
 
@@ -680,7 +1013,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             f"Relevant = held-out rating >= {RELEVANT_RATING:g}; candidates = every movie seen in train that the "
             f"user did not rate in train; {n_users} held-out users with a relevant candidate. Ranked by the "
-            f"model's raw score. Coverage: distinct movies in all {n_users} lists; rare: share of listed movies "
+            "model's raw score; the served row: the lists `Recommender.recommend(user_id, 10)` returns. "
+            f"Coverage: distinct movies in all {n_users} lists; rare: share of listed movies "
             f"with < {LONG_TAIL} train ratings; top movie: share of users whose list holds the most-listed movie. "
             "Surprise KNNBaseline has no whole-catalogue scores (one prediction per pair), so no ranking.",
             "",
@@ -694,6 +1028,25 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {r.name} | {m[f'ndcg@{k}']:.4f} | {m[f'recall@{k}']:.4f} | {m[f'precision@{k}']:.4f} | "
                 f"{m['coverage']} | {m['long_tail_share']:.3f} | {m['top_movie_share']:.2f} ({top} {title}) |"
+            )
+        lines += _ranking_notes(by, sp)
+    lines += _ranking_side_by_side(by, order, splits)
+    served_targets = report.get("served_targets")
+    if served_targets:
+        lines += [
+            "",
+            "## Targets (issue 13): the served top-10 lists, per split",
+            "",
+            f"The default artifact's lists as the service returns them (`Recommender.recommend(user_id, {k})`), "
+            "against EASE^R fitted on the same train rows (λ chosen on a validation slice of train). "
+            "Goal for NDCG@10 and recall@10: >= 1.1 x EASE^R.",
+            "",
+            "| split | target | measured | met |",
+            "|---|---|---|:-:|",
+        ]
+        for t in served_targets:
+            lines.append(
+                f"| `{t['split']}` | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |"
             )
     targets = report.get("targets")
     if targets:
@@ -761,6 +1114,138 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _mib(n: Any) -> str:
+    return "" if n is None else f"{n / 2**20:.1f} MiB"
+
+
+def _ranking_notes(by: dict[tuple[str, str], Row], split: str) -> list[str]:
+    """EASE^R's λ choice and the served artifact's figures under a split's ranking table."""
+    out = []
+    nd = f"ndcg@{TOP_K}"
+    ease = by.get(("ease", split))
+    if ease is not None and ease.extra:
+        val = ease.extra.get(f"validation_{nd}", {})
+        out.append(
+            f"EASE^R: λ {ease.extra.get('l2', 0):g} chosen by validation NDCG@{TOP_K} ("
+            + ", ".join(f"λ {k}: {v:.4f}" for k, v in val.items())
+            + f"; {ease.extra.get('n_validation', 0):,} validation ratings); fit "
+            f"{_spread(ease.wall_seconds)} s wall, {_spread(ease.cpu_seconds)} s CPU (whole λ search included)."
+        )
+    served = by.get(("served", split))
+    if served is not None and served.extra:
+        x = served.extra
+        out.append(
+            f"Served lists: ranked by {', '.join(x.get('ranking') or ['?'])}; held-out RMSE "
+            f"{_fmt(served.rmse)}; ranker_factors {_mib(x.get('ranker_factors_bytes'))} (all ranker arrays "
+            f"{_mib(x.get('ranker_arrays_bytes'))}, all scoring arrays {_mib(x.get('arrays_bytes'))}, artifact "
+            f"{_mib(x.get('artifact_bytes'))} on disk); a fresh process's RSS grows by "
+            f"{_mib(x.get('rss_delta_bytes'))} for load_bundle + Recommender + one list "
+            f"({_mib(x.get('rss_after_recommender_bytes'))} after); train_run "
+            f"{_spread(served.wall_seconds)} s wall, {_spread(served.cpu_seconds)} s CPU."
+        )
+    return ["", *(f"{line}\n" for line in out)] if out else []
+
+
+def _ranking_side_by_side(by: dict[tuple[str, str], Row], order: list[str], splits: list[str]) -> list[str]:
+    k = TOP_K
+    nd, rc = f"ndcg@{k}", f"recall@{k}"
+    ranked = [s for s in order if any((s, sp) in by and by[(s, sp)].ranking for sp in splits)]
+    if not ranked:
+        return []
+
+    def first_ndcg(s: str) -> float:
+        r = next((by[(s, sp)] for sp in splits if (s, sp) in by and by[(s, sp)].ranking), None)
+        return -(r.ranking or {}).get(nd, 0.0) if r is not None else 0.0
+
+    ranked.sort(key=first_ndcg)
+    lines = [
+        "",
+        "## Ranking, all splits side by side",
+        "",
+        f"NDCG@{k} / recall@{k} per split, and NDCG@{k} as a multiple of EASE^R's on the same split (× EASE^R); "
+        f"best NDCG@{k} on `{splits[0]}` first.",
+        "",
+        "| system | "
+        + " | ".join(f"NDCG@{k} {sp} | recall@{k} {sp} | × EASE^R {sp}" for sp in splits)
+        + " |",
+        "|---|" + "---:|---:|---:|" * len(splits),
+    ]
+    for s in ranked:
+        cells, name = [], ""
+        for sp in splits:
+            r = by.get((s, sp))
+            ease = by.get(("ease", sp))
+            m = r.ranking if r is not None and r.ranking else None
+            if r is not None:
+                name = name or r.name
+            base = ease.ranking[nd] if ease is not None and ease.ranking else None
+            cells += [
+                _fmt(m[nd]) if m else "",
+                _fmt(m[rc]) if m else "",
+                _fmt(m[nd] / base, 2) if m and base else "",
+            ]
+        if s == "ease":
+            name = "EASE^R (λ per split, on validation)"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def check_served_targets(rows: list[Row], splits: list[str]) -> list[dict[str, Any]]:
+    """Issue 13, per split: the served lists against EASE^R, their concentration, and the artifact's RMSE."""
+    k = TOP_K
+    out: list[dict[str, Any]] = []
+    for sp in splits:
+        by = {r.system: r for r in rows if r.split == sp}
+        served, ease = by.get("served"), by.get("ease")
+        if served is None or not served.ranking:
+            continue
+        m = served.ranking
+        for metric in (f"ndcg@{k}", f"recall@{k}"):
+            if ease is None or not ease.ranking:
+                continue
+            base = ease.ranking[metric]
+            ratio = m[metric] / base if base > 0 else float("inf")
+            out.append(
+                {
+                    "split": sp,
+                    "target": f"served {metric.replace('ndcg', 'NDCG')} >= EASE^R's (goal 1.1 x)",
+                    "measured": f"{m[metric]:.4f} vs {base:.4f}: {ratio:.2f} x"
+                    + ("" if ratio >= 1.1 else " (below the 1.1 x goal)"),
+                    "met": bool(m[metric] >= base),
+                    "ratio": ratio,
+                }
+            )
+        out.append(
+            {
+                "split": sp,
+                "target": f"share of listed movies with < {LONG_TAIL} train ratings <= 5%",
+                "measured": f"{m['long_tail_share']:.1%}",
+                "met": bool(m["long_tail_share"] <= 0.05),
+            }
+        )
+        out.append(
+            {
+                "split": sp,
+                "target": "share of users whose list holds the most-listed movie <= 35%",
+                "measured": f"{m['top_movie_share']:.1%} (movie {m['top_movie']})",
+                "met": bool(m["top_movie_share"] <= 0.35),
+            }
+        )
+        rated = [r for r in by.values() if r.system != "served" and r.rmse is not None]
+        if served.rmse is not None and rated:
+            best = min(rated, key=lambda r: r.rmse or 0.0)
+            gap = served.rmse - (best.rmse or 0.0)
+            out.append(
+                {
+                    "split": sp,
+                    "target": "artifact's held-out RMSE within 0.005 of the best rating model",
+                    "measured": f"{served.rmse:.4f} vs {best.rmse:.4f} ({best.name}): {gap:+.4f}",
+                    "met": bool(gap <= 0.005),
+                }
+            )
+    return out
 
 
 def check_targets(rows: list[Row], split: str) -> list[dict[str, Any]]:
@@ -875,6 +1360,7 @@ def main(argv: list[str] | None = None) -> int:
             "meta": meta,
             "rows": [asdict(r) for r in rows],
             "targets": check_targets(rows, splits[0].label),
+            "served_targets": check_served_targets(rows, [s.label for s in splits]),
         }
         json_path.write_text(json.dumps(report, indent=2, default=float) + "\n")
         md_path.write_text(render_markdown(report))
@@ -887,6 +1373,8 @@ def main(argv: list[str] | None = None) -> int:
         row.reproduce = [bench]
         if system.group in ("project", "ablation"):
             row.reproduce.insert(0, train_command(system, split, str(args.data), args.quick))
+        elif system.group == "served":
+            row.reproduce.insert(0, served_command(split, str(args.data), args.quick))
         rows.append(row)
         log.info(
             "%-10s %-46s RMSE %s  wall %.1f s  CPU %.1f s",
@@ -910,6 +1398,10 @@ def main(argv: list[str] | None = None) -> int:
                 record(run_popularity(system, split, n), system, split)
             elif system.group in ("project", "ablation"):
                 record(run_project(system, split, n, args.quick), system, split)
+            elif system.group == "ease":
+                record(run_ease(system, split, n), system, split)
+            elif system.group == "served":
+                record(run_served(system, split, args.quick), system, split)
             elif i == 0:  # notebook: first split only
                 record(run_notebook(system, split, args.quick), system, split)
     write_report()

@@ -39,6 +39,7 @@ from movierec.errors import ArtifactError
 from movierec.hashing import sha256_file
 from movierec.ids import IdMap
 from movierec.model_config import BIAS_KINDS
+from movierec.ranking import ranker_array_problems
 from movierec.scoring import scorer_family
 
 __all__ = ["sha256_file"]  # re-exported: tests and tools checksum artifact files through this module
@@ -90,6 +91,11 @@ class Manifest(BaseModel):
     evaluated_model: dict[str, Any]
     served_model: dict[str, Any]
     refit: dict[str, Any] | None = None
+    # The top-N ranker fitted next to the rating model (training/ranker.py), None when the run had none:
+    # {"kind": "ease_lowrank", "l2", "rank", "like_threshold", "like_temperature", "chosen_on", "validation"
+    # (NDCG@10 per L2 candidate), ...}. Its arrays (`ranker_factors`, `ranker_scale`, `ranker_diag`,
+    # `ranker_prior`) are in scoring.npz.
+    ranker: dict[str, Any] | None = None
     files: dict[str, FileRecord] = {}
 
 
@@ -388,6 +394,8 @@ def _check_consistency(
         for name in ("user_bias", "movie_bias"):
             if name not in arrays:
                 problems.append(f"a {manifest.model_kind!r} model needs {name}, which scoring.npz lacks")
+    if manifest.ranker is not None:
+        problems.extend(ranker_array_problems(manifest.ranker, arrays, len(movie_ids)))
     if list(catalogue.columns) != CATALOGUE_COLUMNS:
         problems.append(f"catalogue columns are {list(catalogue.columns)}, expected {CATALOGUE_COLUMNS}")
     elif not np.array_equal(catalogue["movie_id"].to_numpy(), movie_ids.ids):

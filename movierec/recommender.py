@@ -1,13 +1,17 @@
 """Recommender: the questions the service answers, on a loaded artifact bundle. No HTTP here.
 
-Cold-start policy (decided once, here): an unknown user gets the non-personalised list of movies ranked by
-learned movie bias (models with learned biases) or by damped mean rating (others) among movies with at least
-`cold_start_min_ratings` ratings (relaxed so that at least `COLD_START_POOL` movies qualify), marked
-`cold_start`; a known user's list is `personalized`.
+List policy (decided once, here): with an item ranker in the artifact (`movierec.ranking`, the default), every
+list, personalised, folded in or cold start, is ordered by the same rank score: the ranker's propensity for
+the user's rated movies (for an unknown user: its prior, the propensity of the average history) times the
+probability of liking each movie from the rating model's prediction. Without a ranker, lists are ordered by
+predicted rating, and an unknown user gets movies ranked by learned movie bias (damped mean rating for models
+without biases) among movies with at least `cold_start_min_ratings` ratings (relaxed so that at least
+`COLD_START_POOL` movies qualify). Lists are marked `personalized`, `fold_in` or `cold_start`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,12 +26,15 @@ from movierec.errors import (
     UnknownMovieError,
     UnknownUserError,
 )
+from movierec.ranking import ItemRanker
 from movierec.scoring import FAMILY_OF_KIND, Head, build_scorer, top_k_indices
 
 Strategy = Literal["personalized", "cold_start", "fold_in"]
 
 # Fewest movies the cold-start list draws from, whatever `cold_start_min_ratings` says.
 COLD_START_POOL = 200
+# The `ranking` of lists ordered by the rating model alone (artifacts without a ranker).
+PREDICTED_RATING = "predicted_rating"
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,18 @@ class MovieInfo:
 
 @dataclass(frozen=True)
 class Ranked:
-    """A ranked list of movies with one score each (a predicted rating, bias or similarity)."""
+    """A ranked list of movies with one score each (a predicted rating, bias or similarity).
+
+    Top-N lists also carry `rank_scores`, what the list is ordered by, and `ranking`, the name of that order:
+    the ranker's (see `movierec.ranking`), or "predicted_rating" for artifacts without one.
+    """
 
     strategy: str
     movie_index: NDArray[np.int64]
     scores: NDArray[np.float32]
     ignored: list[int] = field(default_factory=list)  # input movie ids left out (unknown to the model)
+    rank_scores: NDArray[np.float32] | None = None
+    ranking: str | None = None
 
 
 def _scorer_family(bundle: Bundle) -> str:
@@ -108,6 +121,9 @@ class Recommender:
             device=device,
         )
         self.fold_in_l2 = fold_in_l2
+        ranker_settings = getattr(bundle.manifest, "ranker", None)
+        self.ranker = None if ranker_settings is None else ItemRanker.from_arrays(arrays, ranker_settings)
+        self.ranking = PREDICTED_RATING if self.ranker is None else f"{self.ranker.name}*p_like"
         catalogue = bundle.catalogue
         # Python-side views built once so responses never touch pandas per request.
         self.titles: list[str] = catalogue["title"].astype(str).tolist()
@@ -125,10 +141,10 @@ class Recommender:
         }
         # Most-rated first, computed once: bias_ranking used to argsort the whole catalogue per request.
         self._by_popularity = np.argsort(-self.n_ratings, kind="stable")
-        self._cold_start_raw = self._cold_start_scores(cold_start_min_ratings)
         self._cold_start_ratings = self.scorer.fallback(
             np.full(self.scorer.n_movies, -1, dtype=np.int64), np.arange(self.scorer.n_movies, dtype=np.int64)
         )
+        self._cold_start_order = self._cold_start_scores(cold_start_min_ratings)
 
     @property
     def run_id(self) -> str:
@@ -233,11 +249,12 @@ class Recommender:
         u = self.user_index(user_id)
         if u is None:
             return self._rank(
-                "cold_start", self._cold_start_raw.copy(), penalty, None, k, self._cold_start_ratings
+                "cold_start", self._cold_start_order.copy(), penalty, None, k, self._cold_start_ratings
             )
         raw = self.scorer.raw_catalogue(self.scorer.user_factors[u], float(self.scorer.user_bias[u]))
-        rated = self.bundle.user_ratings.movies_of(u) if exclude_rated else None
-        return self._rank("personalized", raw, penalty, rated, k)
+        return self._rank_catalogue(
+            "personalized", raw, self.bundle.user_ratings.movies_of(u), exclude_rated, penalty, k
+        )
 
     def recommend_for_ratings(
         self,
@@ -273,30 +290,60 @@ class Recommender:
         penalty = self.candidate_penalty(genres, min_ratings)
         vec, bias = self.scorer.fold_in(m_idx[known], ratings[known], self.fold_in_l2)
         raw = self.scorer.raw_catalogue(vec, bias)
-        ranked = self._rank("fold_in", raw, penalty, m_idx[known], k)
-        return Ranked(ranked.strategy, ranked.movie_index, ranked.scores, ignored=movie_ids[~known].tolist())
+        ranked = self._rank_catalogue("fold_in", raw, m_idx[known], True, penalty, k)
+        return dataclasses.replace(ranked, ignored=movie_ids[~known].tolist())
+
+    def _rank_catalogue(
+        self,
+        strategy: str,
+        raw: NDArray[Any],
+        rated: NDArray[Any],
+        exclude_rated: bool,
+        penalty: NDArray[np.float32] | None,
+        k: int,
+    ) -> Ranked:
+        """A user's list from the rating model's raw catalogue scores and the movies the user rated.
+
+        With a ranker the list is ordered by its rank scores and each movie carries its predicted rating;
+        without one, by the raw scores (the head is monotonic, so that is the predicted-rating order).
+        """
+        exclude = rated if exclude_rated else None
+        if self.ranker is None:
+            return self._rank(strategy, raw, penalty, exclude, k)
+        ratings = self.scorer.head.apply(raw)
+        propensity = self.ranker.propensity(rated, include_rated=not exclude_rated)
+        return self._rank(
+            strategy, self.ranker.rank_scores(propensity, ratings), penalty, exclude, k, ratings
+        )
 
     def _rank(
         self,
         strategy: str,
-        raw: NDArray[Any],
+        order: NDArray[Any],
         penalty: NDArray[np.float32] | None,
         exclude: NDArray[Any] | None,
         k: int,
         ratings_lookup: NDArray[np.float32] | None = None,
     ) -> Ranked:
-        # `raw` is this request's own array (callers pass a fresh one or a copy), so filters write in place.
-        scores = np.asarray(raw, dtype=np.float32)
+        """The top k of `order` after filters; `ratings_lookup` holds predicted ratings when `order` is not raw.
+
+        `order` is this request's own array (callers pass a fresh one or a copy), so filters write in place.
+        """
+        scores = np.asarray(order, dtype=np.float32)
         if penalty is not None:
             scores += penalty
         if exclude is not None and len(exclude):
             scores[exclude] = -np.inf
         top = top_k_indices(scores, k)
-        if ratings_lookup is not None:
-            return Ranked(strategy, top, ratings_lookup[top])
-        return Ranked(strategy, top, self.scorer.head.apply(scores[top]))
+        ratings = self.scorer.head.apply(scores[top]) if ratings_lookup is None else ratings_lookup[top]
+        rank_scores = ratings if self.ranker is None else scores[top]
+        return Ranked(strategy, top, ratings, rank_scores=rank_scores, ranking=self.ranking)
 
     def _cold_start_scores(self, min_ratings: int) -> NDArray[np.float32]:
+        """The order of the cold-start list: the ranker's prior (what it ranks for the average history, blended
+        like every list), or without a ranker the learned biases among movies with `min_ratings` ratings."""
+        if self.ranker is not None:
+            return self.ranker.rank_scores(self.ranker.prior, self._cold_start_ratings)
         if self.scorer.has_bias:
             base = self.scorer.movie_bias.astype(np.float32)
         else:

@@ -82,3 +82,36 @@ def test_popularity_baseline(accuracy: ModuleType) -> None:
 def test_parse_split(accuracy: ModuleType) -> None:
     assert accuracy.parse_split("random:7") == ("random", 7)
     assert accuracy.parse_split("temporal") == ("temporal", 42)
+
+
+def test_ease_matches_the_dense_closed_form(accuracy: ModuleType) -> None:
+    rng = np.random.default_rng(0)
+    x = (rng.random((6, 9)) < 0.4).astype(np.float64)  # fewer users than movies: G = XᵀX is singular
+    l2 = 2.5
+    model = accuracy.Ease.fit(x, l2)
+    b = model.weights()
+    np.testing.assert_allclose(np.diag(b), 0.0, atol=1e-12)
+    # Column j of B = -P e_j / P_jj (diagonal zeroed), P e_j by a direct solve of (G + λI) p = e_j.
+    g = x.T @ x + l2 * np.eye(9)
+    for j in (0, 4):
+        p = np.linalg.solve(g, np.eye(9)[:, j])
+        expected = -p / p[j]
+        expected[j] = 0.0
+        np.testing.assert_allclose(b[:, j], expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(model.scores(x)[:, j], x @ expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.diag_p, np.diag(np.linalg.inv(g)), rtol=1e-10)
+    # One decomposition shared across λ gives the same model.
+    gram = accuracy.ease_gram(x)
+    np.testing.assert_allclose(accuracy.Ease.fit(x, 7.0, gram).weights(), accuracy.Ease.fit(x, 7.0).weights())
+
+
+def test_list_ranking_metrics_shares_ranking_metrics(accuracy: ModuleType) -> None:
+    scores = {0: np.array([9.0, 8.0, 1.0, 5.0]), 1: np.array([0.0, 3.0, 0.0, 2.0])}
+    by_score = accuracy.ranking_metrics(
+        lambda u: scores.get(u, np.zeros(4)), USERS, MOVIES, TRAIN, HELDOUT, k=2, long_tail=2
+    )
+    lists = {0: [3, 2, 0], 1: [1, 3]}  # the same top-2 lists, as positions in MOVIES (extra entries cut)
+    by_list = accuracy.list_ranking_metrics(
+        lambda u: np.array(lists[u]), USERS, MOVIES, TRAIN, HELDOUT, k=2, long_tail=2
+    )
+    assert by_list == by_score

@@ -17,7 +17,23 @@ def provenance(manifest: Manifest) -> str:
         f"ratings, {evaluated.get('epochs', '?')} epochs), held-out RMSE {rmse:.4f} on the "
         f"{evaluated.get('scored_on', '?')} ({evaluated.get('n_heldout', 0):,} ratings)\n"
         f"served model:    fitted on {served.get('fitted_on', '?')} ({served.get('n_ratings', 0):,} ratings, "
-        f"{served.get('epochs', '?')} epochs), scored by the {manifest.scorer!r} scorer"
+        f"{served.get('epochs', '?')} epochs), scored by the {manifest.scorer!r} scorer\n"
+        + ranker_line(manifest)
+    )
+
+
+def ranker_line(manifest: Manifest) -> str:
+    """The top-N ranker the artifact serves lists with, and how well it ranked held-out ratings."""
+    ranker = manifest.ranker
+    if ranker is None:
+        return "ranker:          none (lists ranked by predicted rating)"
+    ndcg = manifest.metrics.get("ndcg@10")
+    heldout = f", held-out NDCG@10 {ndcg:.4f} with the rating model" if isinstance(ndcg, float) else ""
+    best = ranker.get("validation", {}).get(f"{ranker.get('l2', 0):g}")
+    chosen = f" (validation NDCG@10 {best:.4f})" if isinstance(best, float) else ""
+    return (
+        f"ranker:          {ranker.get('kind', '?')} rank {ranker.get('rank', '?')}, L2 {ranker.get('l2', 0):g}"
+        f"{chosen}, fitted on {ranker.get('fitted_on', '?')}{heldout}"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from movierec.model_config import ModelConfig, ModelKind
@@ -90,6 +90,36 @@ KIND_DEFAULTS_WITHOUT_SIDE_FEATURES: dict[str, dict[str, object]] = {
 }
 
 
+class RankerConfig(BaseModel):
+    """The top-N ranker fitted next to the rating model: a low-rank EASE^R item-item model (training/ranker.py).
+
+    Rating models are trained for squared error, which ranks poorly (obscure movies with a few high ratings float
+    up); EASE is trained to reconstruct who-watched-what, which is what a top-N list must predict. The service
+    ranks by `max(E, 0) * sigmoid((predicted_rating - like_threshold) / like_temperature)`: the threshold and
+    temperature were chosen on a validation slice of train (seed 42) in the prototype; `l2` is chosen per run
+    from `l2_grid` on the run's validation slice. `rank` bounds the serving cost (n_movies x rank per request).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    rank: int = Field(256, ge=1, description="singular triplets kept (full rank reproduces dense EASE)")
+    l2_grid: tuple[float, ...] = Field(
+        (30.0, 60.0, 125.0, 250.0, 500.0, 1000.0, 2000.0),
+        min_length=1,
+        description="L2 candidates, chosen on validation",
+    )
+    like_threshold: float = Field(3.5, description="predicted rating at which the rating gate is one half")
+    like_temperature: float = Field(0.6, gt=0, description="softness of the rating gate (rating units)")
+
+    @field_validator("l2_grid")
+    @classmethod
+    def _positive(cls, grid: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not l2 > 0 for l2 in grid):
+            raise ValueError(f"every L2 candidate must be positive, got {grid}")
+        return grid
+
+
 class TrainConfig(BaseModel):
     """Everything that determines a training run (besides the data)."""
 
@@ -111,6 +141,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay (0: plain Adam)")
     refit: bool = Field(True, description="refit on all ratings with the chosen epochs and schedule")
     fold_in_l2: float = Field(5.0, gt=0)
+    ranker: RankerConfig = RankerConfig()
 
     @classmethod
     def for_kind(cls, kind: ModelKind, **overrides: object) -> TrainConfig:

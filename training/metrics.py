@@ -1,4 +1,4 @@
-"""Rating-error metrics and the damped-mean baselines used as fallbacks."""
+"""Rating-error and top-N ranking metrics, and the damped-mean baselines used as fallbacks."""
 
 from __future__ import annotations
 
@@ -40,3 +40,28 @@ def damped_baselines(
     resid = resid - b_i[movie_idx]
     b_u = np.bincount(user_idx, resid, n_users) / (np.bincount(user_idx, minlength=n_users) + damping)
     return mu, b_u.astype(np.float32), b_i.astype(np.float32)
+
+
+def ranking_at_k(
+    scores: NDArray[Any], relevant: NDArray[np.bool_], k: int = 10
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Per-user NDCG@k and recall@k of a batch of score rows, and each row's top k (best first).
+
+    `scores` (users x movies) must already hold -inf for non-candidates (e.g. movies the user rated in train);
+    `relevant` marks the relevant candidates. One vectorised pass per batch (argpartition, then a sort of only
+    k columns), so choosing a hyper-parameter over every validation user costs a few matrix products. The
+    definitions are bench/accuracy.py's: recall = hits / relevant, NDCG's ideal has min(relevant, k) hits;
+    rows without a relevant movie get NaN.
+    """
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    hits = np.take_along_axis(relevant, top, axis=1) & np.isfinite(np.take_along_axis(scores, top, axis=1))
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    n_relevant = relevant.sum(axis=1)
+    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(n_relevant, k)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndcg = np.where(n_relevant > 0, (hits * discounts).sum(axis=1) / ideal, np.nan)
+        recall = np.where(n_relevant > 0, hits.sum(axis=1) / n_relevant, np.nan)
+    return ndcg, recall, top

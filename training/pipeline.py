@@ -1,7 +1,8 @@
-"""One training run, top to bottom: split, select and fit, evaluate on held-out, refit, manifest, save.
+"""One training run, top to bottom: split, select and fit, evaluate on held-out, refit, ranker, manifest, save.
 
 Which model is fitted, and how, is the kind's business (training/kinds/); this module never asks which kind it
-runs. The artifact's files are `movierec.artifacts.save_bundle`'s business.
+runs. The top-N ranker (training/ranker.py) is fitted next to every kind's rating model, on the same ratings.
+The artifact's files are `movierec.artifacts.save_bundle`'s business.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from training.environment import library_versions
 from training.fitted import FittedModel, Indexed, Validation
 from training.kinds.registry import kind_named
 from training.metrics import mae, rmse
+from training.ranker import RankerRun, fit_run_ranker
 
 __all__ = [
     "FittedModel",
@@ -51,6 +53,7 @@ class TrainResult:
     selection_model: FittedModel  # fitted on train minus the validation slice, for early stopping
     eval_model: FittedModel  # fitted on the whole train split with the chosen schedule; scored on held-out
     final_model: FittedModel
+    ranker: RankerRun | None = None  # None when the run's config disables the ranker
 
 
 def train_run(
@@ -83,16 +86,29 @@ def train_run(
             movies=data.movies,
             verbose=verbose,
         )
+    served = final.indexed  # whose counts and rated lists the service uses
+    ranker = None
+    arrays = final.arrays
+    if config.ranker.enabled:
+        # On the served model's ratings; L2 chosen on the rating model's validation slice, held-out rows unseen.
+        fit_part, validation = carve_validation(train_all, config)
+        ranker = fit_run_ranker(
+            config.ranker, fit_part, validation, train_all, served, heldout, eval_model.scorer()
+        )
+        log.info("ranker: L2 %g chosen on validation, %.1f s", ranker.info["l2"], ranker.seconds)
+        metrics = {**metrics, **ranker.metrics}
+        arrays = {**final.arrays, **ranker.arrays}
     fingerprint = sha256_file(data.ratings_path)
     run_id = new_run_id(config.model.kind, fingerprint, output_dir)
     manifest = _manifest(run_id, data, config, fingerprint, metrics, selection, eval_model, final)
-    served = final.indexed  # whose counts and rated lists the service uses
+    if ranker is not None:
+        manifest = manifest.model_copy(update={"ranker": ranker.info})
     run_dir = save_bundle(
         output_dir,
         run_id,
         manifest,
         keras_model=final.model,
-        arrays=final.arrays,
+        arrays=arrays,
         user_ids=served.users,
         movie_ids=served.movies,
         catalogue=catalogue_frame(served, data.movies),
@@ -101,7 +117,7 @@ def train_run(
         ),
         update_latest=update_latest,
     )
-    return TrainResult(run_dir, manifest, selection, eval_model, final)
+    return TrainResult(run_dir, manifest, selection, eval_model, final, ranker)
 
 
 def select_and_fit(

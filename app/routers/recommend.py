@@ -26,14 +26,18 @@ _BODY_ERRORS = {**_ERRORS, 400: {"model": ErrorResponse}, 413: {"model": ErrorRe
 def _items(recommender: Recommender, ranked: Ranked) -> list[dict[str, Any]]:
     """`RecommendedMovie`s as plain JSON types (see app/responses.py for why not the model)."""
     ids = recommender.bundle.movie_ids.ids
+    rank_scores = ranked.scores if ranked.rank_scores is None else ranked.rank_scores
     return [
         {
             "movie_id": int(ids[idx]),
             "title": recommender.titles[idx],
             "genres": recommender.genres[idx],
             "predicted_rating": round(score, 4),
+            "rank_score": round(rank_score, 6),
         }
-        for idx, score in zip(ranked.movie_index.tolist(), ranked.scores.tolist(), strict=True)
+        for idx, score, rank_score in zip(
+            ranked.movie_index.tolist(), ranked.scores.tolist(), rank_scores.tolist(), strict=True
+        )
     ]
 
 
@@ -61,6 +65,7 @@ async def recommend_for_user(request: Request) -> Response:
         {
             "user_id": params.user_id,
             "strategy": ranked.strategy,
+            "ranking": ranked.ranking,
             "items": _items(recommender, ranked),
             "ignored_movie_ids": [],
         }
@@ -89,6 +94,7 @@ async def recommend_for_ratings(request: Request) -> Response:
         {
             "user_id": None,
             "strategy": "fold_in",
+            "ranking": ranked.ranking,
             "items": _items(recommender, ranked),
             "ignored_movie_ids": ranked.ignored,
         }

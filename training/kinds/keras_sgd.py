@@ -83,9 +83,11 @@ class KerasSgdKind(ModelKind):
             if self.lends_graph and tables is not None:
                 initial_weights = model.get_weights()
         lr_log: list[float] = []  # the learning rate in effect at each epoch, so a refit can replay it
+        # Read at the epoch's end, before any later callback (ReduceLROnPlateau) changes it: at the epoch's
+        # start a replay's LearningRateScheduler, which runs after this callback, has not set it yet.
         callbacks: list[Any] = [
             keras.callbacks.LambdaCallback(
-                on_epoch_begin=lambda epoch, logs: lr_log.append(
+                on_epoch_end=lambda epoch, logs: lr_log.append(
                     float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
                 )
             )

@@ -1,0 +1,98 @@
+"""How top-N lists are ordered: the artifact's item ranker (low-rank EASE^R) blended with the rating model.
+
+A rating model answers "what would user U rate movie M?"; ranked by that alone, lists fill with well-rated
+rarities nobody watches. The ranker answers "which movies will U pick?": an EASE^R item-item model (Steck
+2019) in low-rank form, trained by `training/ranker.py`. A list is ordered by
+
+    rank_score = max(E, floor) * sigmoid((predicted_rating - like_threshold) / like_temperature)
+
+the ranker's propensity E times the rating model's probability that U likes the movie, so the list holds
+movies U is likely to pick *and* to rate well. The floor orders movies the ranker has no evidence for by the
+rating model alone instead of leaving them tied at zero.
+
+Low-rank EASE: with the thin SVD X = U S V^T of the binary user x movie matrix and c = 1/(s^2 + l2) - 1/l2,
+P = (X^T X + l2 I)^-1 = I/l2 + V diag(c) V^T and d = diag(P). EASE's B = I - P diag(1/d), so for a user who
+rated the movies S the score of an unrated movie j is (sum_{i in S} V_i * -c) . (V_j / d_j); a rated movie adds
+its self weight 1 - 1/(l2 d_j). Scoring is a factor model: one (r,) vector per user against (n_movies, r).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+
+# The manifest's `ranker.kind` of this ranker, and the scoring arrays it reads (written by training/ranker.py).
+RANKER_KIND = "ease_lowrank"
+RANKER_ARRAYS = ("ranker_factors", "ranker_scale", "ranker_diag", "ranker_prior")
+# Propensity floor: movies the ranker gives no positive evidence are ordered by the rating model alone.
+_PROPENSITY_FLOOR = np.float32(1e-6)
+
+
+@dataclass(frozen=True)
+class ItemRanker:
+    """The serving side of the low-rank EASE ranker."""
+
+    name: str
+    history_factors: F32  # V, (n_movies, r): a user's vector is the scaled sum of their movies' rows
+    scale: F32  # -c, (r,)
+    item_factors_t: F32  # (V / d)^T, (r, n_movies), transposed for the (1, r) @ (r, n) product
+    self_weight: F32  # (n_movies,): what a movie adds to its own score when the user rated it
+    prior: F32  # (n_movies,): the scores for the average history, the list of a user with none
+    like_threshold: float
+    like_temperature: float
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[Any]], settings: dict[str, Any]) -> ItemRanker:
+        """Build from the artifact's `ranker_*` arrays (checked by `ranker_array_problems` at load) and the
+        manifest's `ranker` entry."""
+        factors = np.ascontiguousarray(arrays["ranker_factors"], dtype=np.float32)
+        diag = np.asarray(arrays["ranker_diag"], dtype=np.float64)
+        l2 = float(settings["l2"])
+        return cls(
+            name=str(settings.get("kind", RANKER_KIND)),
+            history_factors=factors,
+            scale=np.asarray(arrays["ranker_scale"], dtype=np.float32),
+            item_factors_t=np.ascontiguousarray((factors / diag[:, None].astype(np.float32)).T),
+            self_weight=(1.0 - 1.0 / (l2 * diag)).astype(np.float32),
+            prior=np.asarray(arrays["ranker_prior"], dtype=np.float32),
+            like_threshold=float(settings["like_threshold"]),
+            like_temperature=float(settings["like_temperature"]),
+        )
+
+    def propensity(self, rated: NDArray[Any], *, include_rated: bool = False) -> F32:
+        """EASE scores of every movie for a user who rated `rated` (movie indices); a fresh array."""
+        user_vec = self.history_factors[rated].sum(axis=0) * self.scale
+        scores: F32 = user_vec @ self.item_factors_t
+        if include_rated and len(rated):
+            scores[rated] += self.self_weight[rated]
+        return scores
+
+    def rank_scores(self, propensity: F32, ratings: F32) -> F32:
+        """The list order: propensity (floored) times the probability of liking, from predicted ratings."""
+        logits = (ratings - self.like_threshold) / self.like_temperature
+        like = 1.0 / (1.0 + np.exp(-logits))
+        return (np.maximum(propensity, _PROPENSITY_FLOOR) * like).astype(np.float32)
+
+
+def ranker_array_problems(
+    ranker: dict[str, Any], arrays: dict[str, NDArray[Any]], n_movies: int
+) -> list[str]:
+    """What keeps the manifest's ranker from being served: its four arrays must exist and match its rank."""
+    rank = ranker.get("rank")
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        return [f"the manifest's ranker has rank {rank!r}, expected a positive integer"]
+    expected = dict(zip(RANKER_ARRAYS, ((n_movies, rank), (rank,), (n_movies,), (n_movies,)), strict=True))
+    problems = []
+    for name, shape in expected.items():
+        if name not in arrays:
+            problems.append(f"the manifest declares a ranker but scoring.npz lacks {name}")
+        elif arrays[name].shape != shape:
+            problems.append(
+                f"{name} has shape {arrays[name].shape}, expected {shape} (ranker rank {rank}, {n_movies} movies)"
+            )
+    return problems
