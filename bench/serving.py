@@ -442,7 +442,8 @@ def warm_up(server: Server, scenarios: list[Scenario], workdir: Path) -> None:
 
 
 def train_model(data: Path, workdir: Path) -> Path:
-    """Train the default bias model exactly as `python -m training train` does; returns the run directory."""
+    """Train the default artifact (bpmf + ranker) exactly as `python -m training train` does; returns the run
+    directory."""
     out = workdir / "models"
     subprocess.run(
         [
@@ -452,8 +453,6 @@ def train_model(data: Path, workdir: Path) -> Path:
             "train",
             "--data",
             str(data),
-            "--model",
-            "bias",
             "--output-dir",
             str(out),
             "--quiet",
@@ -762,7 +761,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.sweep
             else []
         )
-        model_name = str(model_dir) if args.model_dir else f"bias trained on {args.data.name} by this run"
+        model_name = (
+            str(model_dir)
+            if args.model_dir
+            else f"the default artifact (bpmf + ranker) trained on {args.data.name} by this run"
+        )
     ceiling = ceilings(rows)
     add_ratios(rows, ceiling)
     loads = [r["loadavg_before"][0] for r in rows] + [r["loadavg_after"][0] for r in rows]
