@@ -20,14 +20,13 @@ from numpy.typing import NDArray
 
 from movierec.artifacts import Bundle
 from movierec.errors import (
-    ArtifactError,
     InvalidRequestError,
     UnknownGenreError,
     UnknownMovieError,
     UnknownUserError,
 )
 from movierec.ranking import ItemRanker
-from movierec.scoring import FAMILY_OF_KIND, Head, build_scorer, top_k_indices
+from movierec.scoring import Head, build_scorer, top_k_indices
 
 Strategy = Literal["personalized", "cold_start", "fold_in"]
 
@@ -78,18 +77,6 @@ class Ranked:
     ranking: str | None = None
 
 
-def _scorer_family(bundle: Bundle) -> str:
-    """The manifest's scorer family; artifacts written before it recorded one map their model kind."""
-    family: str | None = getattr(bundle.manifest, "scorer", None)
-    if family is None:
-        family = FAMILY_OF_KIND.get(bundle.manifest.model_kind)
-    if family is None:
-        raise ArtifactError(
-            f"model kind {bundle.manifest.model_kind!r} has no known scorer family; upgrade movierec or retrain"
-        )
-    return family
-
-
 class Recommender:
     """Predictions, top-k, cold start, fold-in, bias ranking and neighbours for one bundle.
 
@@ -113,7 +100,7 @@ class Recommender:
         self.kind = bundle.manifest.model_kind
         arrays = bundle.arrays
         self.scorer = build_scorer(
-            _scorer_family(bundle),
+            bundle.manifest.scorer,
             arrays,
             Head.from_dict(bundle.manifest.head),
             arrays["baseline_user_bias"],

@@ -7,7 +7,8 @@ import pytest
 
 from movierec.export import export_arrays
 from movierec.models import ModelConfig, build_model
-from movierec.scoring import FAMILY_OF_KIND, Head, _top_k_above_sampled_threshold, build_scorer, top_k_indices
+from movierec.scoring import Head, _top_k_above_sampled_threshold, build_scorer, top_k_indices
+from training.kinds.registry import KINDS as KIND_REGISTRY
 
 KINDS = ("dot", "bias", "nn")
 
@@ -28,7 +29,7 @@ def test_scorer_on_exported_arrays_equals_model_predict(fitted_models, kind):
     assert ("movie_bias" in arrays) == (kind == "bias")
     assert all(a.dtype == np.float32 for a in arrays.values())
     scorer = build_scorer(
-        FAMILY_OF_KIND[kind], arrays, Head.from_dict(head), np.zeros(n_users), np.zeros(n_movies)
+        KIND_REGISTRY[kind].scorer_family, arrays, Head.from_dict(head), np.zeros(n_users), np.zeros(n_movies)
     )
 
     users, movies = _all_pairs(n_users, n_movies)  # every (user, movie) pair: 4,800 predictions
@@ -52,7 +53,9 @@ def test_unsquashed_head_is_reproduced_too(kind):
         layer.set_weights([rng.normal(0, 0.2, layer.get_weights()[0].shape).astype(np.float32)])
     arrays, head = export_arrays(model, config)
     assert head == {"min_rating": 0.5, "max_rating": 5.0, "offset": 3.5, "squash": False, "margin": 0.0}
-    scorer = build_scorer(FAMILY_OF_KIND[kind], arrays, Head.from_dict(head), np.zeros(7), np.zeros(9))
+    scorer = build_scorer(
+        KIND_REGISTRY[kind].scorer_family, arrays, Head.from_dict(head), np.zeros(7), np.zeros(9)
+    )
     users, movies = _all_pairs(7, 9)
     expected = model.predict({"user": users.astype(np.int32), "movie": movies.astype(np.int32)}, verbose=0)
     assert np.all((expected > 0.5) & (expected < 5.0))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from movierec.model_config import MODEL_KINDS
-from movierec.scoring import FAMILY_OF_KIND, SCORER_FAMILIES
+from movierec.scoring import SCORER_FAMILIES
 from training.kinds.base import ModelKind
 from training.kinds.registry import KINDS, kind_named
 
@@ -23,9 +23,8 @@ def test_every_model_kind_is_registered_once_under_its_own_name():
 
 
 def test_each_kind_names_the_scorer_family_the_service_has_for_it():
-    for name, kind in KINDS.items():
+    for kind in KINDS.values():
         assert kind.scorer_family in SCORER_FAMILIES
-        assert kind.scorer_family == FAMILY_OF_KIND[name]  # the service's fallback for old manifests agrees
 
 
 def test_only_the_sampler_skips_choosing_epochs_on_validation():

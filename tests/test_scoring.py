@@ -8,7 +8,8 @@ from scipy.stats import spearmanr
 
 from movierec.artifacts import load_bundle
 from movierec.errors import ArtifactError, UnsupportedOperationError
-from movierec.scoring import FAMILY_OF_KIND, Head, Scorer, build_scorer
+from movierec.scoring import Head, Scorer, build_scorer
+from training.kinds.registry import KINDS
 
 HEAD = Head(min_rating=0.5, max_rating=5.0, offset=3.5, squash=True)
 UNKNOWN = -1
@@ -42,7 +43,7 @@ def _scorer(
     rng = np.random.default_rng(seed + 100)
     n_users, n_movies = arrays["user_factors"].shape[0], arrays["movie_factors"].shape[0]
     return build_scorer(
-        FAMILY_OF_KIND[kind],
+        KINDS[kind].scorer_family,
         arrays,
         head,
         rng.normal(0, baseline_scale, n_users).astype(np.float32),
@@ -149,7 +150,7 @@ def _tiny_scorer_and_busiest_user(tiny_bundle_dir):
     bundle = load_bundle(tiny_bundle_dir)
     arrays = bundle.arrays
     scorer = build_scorer(
-        FAMILY_OF_KIND[bundle.manifest.model_kind],
+        KINDS[bundle.manifest.model_kind].scorer_family,
         arrays,
         Head.from_dict(bundle.manifest.head),
         arrays["baseline_user_bias"],

@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from movierec.ids import IdMap
-from movierec.scoring import FAMILY_OF_KIND, Head, Scorer, build_scorer
+from movierec.scoring import Head, Scorer, build_scorer
 
 # (user_idx, movie_idx, ratings) of the validation slice that early stopping watches.
 Validation = tuple[NDArray[Any], NDArray[Any], NDArray[Any]]
@@ -58,13 +58,8 @@ class FittedModel:
     # The compiled training graph and its weights before training, for `fit(..., restart=...)`.
     graph: Any = None
     initial_weights: list[NDArray[Any]] | None = None
-    # Which scorer family serves the arrays ("factor" or "mlp"), as the kind that fitted them says; when not
-    # given, the service's fallback map of kind to family.
-    scorer_family: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.scorer_family:
-            self.scorer_family = FAMILY_OF_KIND[self.model_kind]
+    # Which scorer family serves the arrays ("factor" or "mlp"), as the kind that fitted them declares.
+    scorer_family: str = field(kw_only=True)
 
     def scorer(self) -> Scorer:
         """The service's scorer over these arrays, so evaluation scores exactly as serving will."""

@@ -20,7 +20,6 @@ from movierec.scoring.topk import _top_k_above_sampled_threshold, top_k_indices
 
 __all__ = [
     "F32",
-    "FAMILY_OF_KIND",
     "I64",
     "SCORER_FAMILIES",
     "FactorScorer",
@@ -35,16 +34,6 @@ __all__ = [
 ]
 
 SCORER_FAMILIES: dict[str, type[Scorer]] = {FactorScorer.name: FactorScorer, MlpScorer.name: MlpScorer}
-
-# The family of each model kind, for artifacts written before the manifest recorded one (`scorer`). The trainer's
-# kind registry declares the family of each kind and the manifest records it; this is only the fallback.
-FAMILY_OF_KIND: dict[str, str] = {
-    "dot": "factor",
-    "bias": "factor",
-    "svdpp": "factor",
-    "bpmf": "factor",
-    "nn": "mlp",
-}
 
 DEVICES = ("cpu", "gpu")
 
