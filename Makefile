@@ -4,13 +4,17 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The shared copy of ml-latest-small when present (this workplace), else download it into data/.
-DATA ?= $(firstword $(wildcard ../shared/data/ml-latest-small) data/ml-latest-small)
+# The shared copy of ml-latest-small when present (this workplace), else download it into data/. A DATA you
+# set must exist: only the default is ever downloaded.
+DOWNLOADED_DATA := data/ml-latest-small
+DATA ?= $(firstword $(wildcard ../shared/data/ml-latest-small) $(DOWNLOADED_DATA))
+# Where `make serve` looks for the model; set MOVIEREC_MODEL_DIR to serve another artifact.
+MOVIEREC_MODEL_DIR ?= models/latest
 # bpmf: the best held-out RMSE; the top-N ranker is fitted beside any kind.
 MODEL ?= bpmf
 PORT ?= 8000
 
-.PHONY: install lint format typecheck test test-fast train serve run bench clean
+.PHONY: install lint format typecheck test test-fast train serve run bench clean data-exists
 
 $(BIN)/activate: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -37,20 +41,24 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not container"
 
-$(DATA):
-	$(BIN)/python -m training download ml-latest-small --data-root $(dir $(DATA))
+$(DOWNLOADED_DATA):
+	$(BIN)/python -m training download ml-latest-small --data-root $(dir $(DOWNLOADED_DATA))
 
-train: install $(DATA)
+# A DATA that names a missing directory (a typo) is an error, never a download into somewhere else.
+data-exists: $(if $(filter $(DOWNLOADED_DATA),$(DATA)),$(DOWNLOADED_DATA))
+	@test -d "$(DATA)" || { echo "DATA=$(DATA) is not a directory: point DATA at a MovieLens directory" >&2; exit 2; }
+
+train: install data-exists
 	$(BIN)/python -m training train --data $(DATA) --model $(MODEL) --output-dir models
 
 serve: install
-	MOVIEREC_MODEL_DIR=models/latest $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port $(PORT)
+	MOVIEREC_MODEL_DIR=$(MOVIEREC_MODEL_DIR) $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port $(PORT)
 
 run: train serve
 
 # bench/accuracy.py takes ~35 min on two cores (3 splits, 3 timed fits on the first, notebook rows once);
 # BENCH_ARGS=--skip-notebook saves ~6 min.
-bench: install $(DATA)
+bench: install data-exists
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/accuracy.py --data $(DATA) $(BENCH_ARGS)
 	$(BIN)/python bench/serving.py --data $(DATA)
