@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-F32 = NDArray[np.float32]
+from movierec.scoring.base import F32
 
 # The manifest's `ranker.kind` of this ranker, and the scoring arrays it reads (written by training/ranker.py).
 RANKER_KIND = "ease_lowrank"
@@ -73,10 +73,20 @@ class ItemRanker:
         return scores
 
     def rank_scores(self, propensity: F32, ratings: F32) -> F32:
-        """The list order: propensity (floored) times the probability of liking, from predicted ratings."""
-        logits = (ratings - self.like_threshold) / self.like_temperature
-        like = 1.0 / (1.0 + np.exp(-logits))
-        return (np.maximum(propensity, _PROPENSITY_FLOOR) * like).astype(np.float32)
+        """The list order of one user's (or the prior's) propensities and predicted ratings."""
+        return blend(propensity, ratings, self.like_threshold, self.like_temperature)
+
+
+def blend(
+    propensity: NDArray[Any], ratings: NDArray[Any], like_threshold: float, like_temperature: float
+) -> F32:
+    """The rank score: propensity (floored) times the probability of liking, from predicted ratings.
+
+    The one definition of the list order, for the service's lists and the trainer's held-out figures alike;
+    elementwise, so it takes one user's catalogue or a users x movies block.
+    """
+    like = 1.0 / (1.0 + np.exp(-(ratings - like_threshold) / like_temperature))
+    return (np.maximum(propensity, _PROPENSITY_FLOOR) * like).astype(np.float32)
 
 
 def ranker_array_problems(

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.linalg import svds
 
-from movierec.ranking import RANKER_ARRAYS, RANKER_KIND
+from movierec.ranking import RANKER_ARRAYS, RANKER_KIND, blend
 from movierec.scoring import Scorer
 from training.config import RankerConfig
 from training.fitted import Indexed, Validation
@@ -260,8 +260,7 @@ def fit_run_ranker(
     """L2 chosen on the validation slice, an evaluated ranker on the train split, the served one on `served`.
 
     Held-out figures describe the evaluated ranker blended with the evaluated rating model (`rating_scorer`)
-    exactly as the service ranks: `max(E, 0) * sigmoid((rating - like_threshold) / like_temperature)`; the
-    EASE-only NDCG is recorded beside them. Held-out rows take no part in any choice.
+    exactly as the service ranks (`movierec.ranking.blend`); the EASE-only NDCG is recorded beside them. Held-out rows take no part in any choice.
     """
     started = time.perf_counter()
     n_users, n_movies = len(train_all.users), len(train_all.movies)
@@ -277,18 +276,13 @@ def fit_run_ranker(
     )
     ease_only = rank_users(_history_scores(evaluated, x_train), x_train, target)
 
-    def blended(users: NDArray[np.int64]) -> NDArray[np.float64]:
+    def blended(users: NDArray[np.int64]) -> NDArray[np.float32]:
         ease = evaluated.unrated_scores(x_train[users])
         predicted, _ = rating_scorer.predict(
             np.repeat(users, n_movies), np.tile(np.arange(n_movies), len(users))
         )
-        gate = 1.0 / (
-            1.0
-            + np.exp(
-                -(predicted.reshape(len(users), n_movies) - config.like_threshold) / config.like_temperature
-            )
-        )
-        return np.maximum(ease, 0.0) * gate
+        ratings = predicted.reshape(len(users), n_movies)
+        return blend(ease, ratings, config.like_threshold, config.like_temperature)
 
     ranked = rank_users(blended, x_train, target)
     served_started = time.perf_counter()
