@@ -5,9 +5,13 @@
 #               (and with the local-data switch set). Always runs; any finding fails the script.
 #   2. build:   podman builds the api and trainer images (Docker image format, so HEALTHCHECK is kept);
 #               both must run as a non-root user, the api image must carry a health check and no TensorFlow.
-#   3. run:     `docker compose up -d` for real against a podman API socket, with the shared MovieLens copy
-#               mounted into the trainer through MOVIEREC_LOCAL_DATA; waits for the trainer to exit 0 and
-#               the api to turn healthy, asks GET /recommend/1 for 10 items, then `docker compose down -v`.
+#   3. run:     `docker compose up -d --scale api=2` for real against a podman API socket, with the shared
+#               MovieLens copy mounted into the trainer through MOVIEREC_LOCAL_DATA; waits for the trainer to
+#               exit 0 and every api replica to turn healthy, asks GET /recommend/1 through the nginx lb for 10
+#               items and checks that every replica answered (the lb's X-Upstream header). Then a rollout:
+#               the trainer runs again (a cheap `bias` run) while a client loops on the lb; every replica must
+#               serve the new `latest` within the poll interval (+ load time) with 0 failed requests.
+#               Finally `docker compose down -v`.
 #
 # Steps 2-3 need podman: the script runs ../shared/container/prepare.sh (installs podman, builds a stand-in
 # base image) and prints a SKIP line and exits 0 when that is impossible. Tools come from .venv/bin when
@@ -21,6 +25,10 @@
 #                                    when missing the trainer downloads ml-latest-small instead)
 #   CONTAINER_CHECKS_TRAIN_TIMEOUT   seconds for trainer build-free run (default 480)
 #   CONTAINER_CHECKS_HEALTH_TIMEOUT  seconds for the api to turn healthy (default 120)
+#   CONTAINER_CHECKS_REPLICAS        api replicas behind the lb (default 2)
+#   CONTAINER_CHECKS_POLL            MOVIEREC_MODEL_POLL_SECONDS of the replicas (default 2)
+#   CONTAINER_CHECKS_ROLLOUT_SLACK   seconds a replica may take to load the new run after a poll (default 30)
+#   CONTAINER_CHECKS_PROJECT         compose project name (default movierec-ci)
 #   CONTAINER_PREPARE                path of prepare.sh (default ../shared/container/prepare.sh)
 set -euo pipefail
 
@@ -34,7 +42,10 @@ DATA=${CONTAINER_CHECKS_DATA:-$ROOT/../shared/data/ml-latest-small}
 TRAIN_TIMEOUT=${CONTAINER_CHECKS_TRAIN_TIMEOUT:-480}
 HEALTH_TIMEOUT=${CONTAINER_CHECKS_HEALTH_TIMEOUT:-120}
 PREPARE=${CONTAINER_PREPARE:-$ROOT/../shared/container/prepare.sh}
-PROJECT=movierec-ci
+REPLICAS=${CONTAINER_CHECKS_REPLICAS:-2}
+POLL=${CONTAINER_CHECKS_POLL:-2}
+ROLLOUT_SLACK=${CONTAINER_CHECKS_ROLLOUT_SLACK:-30}
+PROJECT=${CONTAINER_CHECKS_PROJECT:-movierec-ci}
 TAG=ci
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/movierec-container-checks.XXXXXX")
@@ -43,6 +54,8 @@ STEP=""
 STEP_T0=0
 RUN_T0=$SECONDS
 PODMAN_PID=""
+CLIENT_PID=""
+HEALTH_PID=""
 STACK_UP=0
 
 step() {
@@ -91,6 +104,8 @@ compose() { "${COMPOSE[@]}" "$@"; }
 cleanup() {
   local rc=$?
   set +e
+  [ -n "$CLIENT_PID" ] && kill "$CLIENT_PID" 2>/dev/null
+  [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null
   if [ "$STACK_UP" = 1 ]; then
     if [ "$rc" != 0 ]; then
       echo
@@ -134,8 +149,11 @@ compose config -q || fail "docker-compose.yml does not validate"
 compose --profile gpu config -q || fail "docker-compose.yml does not validate with --profile gpu"
 MOVIEREC_LOCAL_DATA=/nonexistent/ml-latest-small compose config -q ||
   fail "docker-compose.yml does not validate with MOVIEREC_LOCAL_DATA set"
-compose --profile gpu config --services | sort | tr '\n' ' ' | grep -q 'api api-gpu trainer trainer-gpu' ||
-  fail "expected services api, api-gpu, trainer, trainer-gpu under --profile gpu"
+services=$(compose --profile gpu config --services)
+for service in api api-gpu lb trainer trainer-gpu; do
+  grep -qx "$service" <<<"$services" ||
+    fail "expected services api, api-gpu, lb, trainer, trainer-gpu under --profile gpu (got: $(echo $services))"
+done
 ok
 
 if [ "${CONTAINER_CHECKS_STATIC_ONLY:-0}" = 1 ]; then
@@ -149,8 +167,17 @@ if ! command -v podman >/dev/null && [ ! -f "$PREPARE" ]; then
   echo "SKIP: image build and compose run: podman is not installed and $PREPARE is missing"
   exit 0
 fi
+# Stand-ins for the official images the compose file names (nginx, postgres): no registry here.
+STANDINS=()
+while read -r image; do
+  case "$image" in */*) full=$image ;; *) full=docker.io/library/$image ;; esac
+  case "${image##*/}" in
+    nginx:*) STANDINS+=("nginx=$full") ;;
+    postgres:*) STANDINS+=("postgres=$full") ;;
+  esac
+done < <(compose --profile gpu config --images | sort -u)
 if [ -f "$PREPARE" ]; then
-  if ! prep_env=$(bash "$PREPARE" 2>"$TMP/prepare.log"); then
+  if ! prep_env=$(bash "$PREPARE" "${STANDINS[@]}" 2>"$TMP/prepare.log"); then
     tail -20 "$TMP/prepare.log" >&2
     echo "SKIP: image build and compose run: $PREPARE failed (podman unavailable here)"
     exit 0
@@ -219,7 +246,7 @@ done
 export DOCKER_HOST="unix://$SOCK"
 ok
 
-export MOVIEREC_IMAGE_TAG=$TAG API_PORT=$PORT
+export MOVIEREC_IMAGE_TAG=$TAG API_PORT=$PORT MOVIEREC_MODEL_POLL_SECONDS=$POLL
 if [ -d "$DATA" ]; then
   export MOVIEREC_LOCAL_DATA
   MOVIEREC_LOCAL_DATA=$(cd "$DATA" && pwd)
@@ -229,11 +256,21 @@ else
   echo "trainer data: $DATA is missing; the trainer downloads ml-latest-small"
 fi
 
-step "compose up (trainer runs to completion)"
+step "compose up --scale api=$REPLICAS behind the lb (trainer runs to completion)"
 compose -p "$PROJECT" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
 STACK_UP=1
-timeout "$TRAIN_TIMEOUT" "${COMPOSE[@]}" -p "$PROJECT" up -d --no-build trainer api ||
+# podman runs no scheduled health checks here: run them every few seconds, so that `depends_on:
+# condition: service_healthy` (api on db) resolves while compose waits.
+while :; do
+  podman ps -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r -n1 podman healthcheck run \
+    >/dev/null 2>&1 || true
+  sleep 3
+done &
+HEALTH_PID=$!
+timeout "$TRAIN_TIMEOUT" "${COMPOSE[@]}" -p "$PROJECT" up -d --no-build --scale "api=$REPLICAS" trainer api lb ||
   fail "docker compose up failed or the trainer did not finish within ${TRAIN_TIMEOUT}s"
+kill "$HEALTH_PID" 2>/dev/null
+HEALTH_PID=""
 trainer_cid=$(compose -p "$PROJECT" ps -a -q trainer)
 [ -n "$trainer_cid" ] || fail "no trainer container"
 trainer_rc=$(podman inspect --format '{{.State.ExitCode}}' "$trainer_cid")
@@ -242,37 +279,117 @@ compose -p "$PROJECT" logs --no-color trainer | tail -15
 [ "$trainer_rc" = 0 ] || fail "trainer exited $trainer_rc"
 ok
 
-step "api healthy (podman healthcheck run)"
-api_cid=$(compose -p "$PROJECT" ps -a -q api)
-[ -n "$api_cid" ] || fail "no api container"
+step "every api replica healthy (podman healthcheck run)"
+mapfile -t api_cids < <(compose -p "$PROJECT" ps -q api)
+[ "${#api_cids[@]}" = "$REPLICAS" ] || fail "expected $REPLICAS api containers, found ${#api_cids[@]}"
 deadline=$((SECONDS + HEALTH_TIMEOUT))
-until podman healthcheck run "$api_cid" >"$TMP/health.out" 2>&1; do
-  state=$(podman inspect --format '{{.State.Status}}' "$api_cid")
-  if [ "$state" != running ]; then
-    compose -p "$PROJECT" logs --no-color api | tail -40 >&2
-    fail "api container is $state"
-  fi
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    cat "$TMP/health.out" >&2
-    fail "api not healthy after ${HEALTH_TIMEOUT}s"
-  fi
-  sleep 2
+for cid in "${api_cids[@]}"; do
+  until podman healthcheck run "$cid" >"$TMP/health.out" 2>&1; do
+    state=$(podman inspect --format '{{.State.Status}}' "$cid")
+    if [ "$state" != running ]; then
+      podman logs --tail 40 "$cid" >&2
+      fail "api container ${cid:0:12} is $state"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      cat "$TMP/health.out" >&2
+      fail "api container ${cid:0:12} not healthy after ${HEALTH_TIMEOUT}s"
+    fi
+    sleep 2
+  done
+  echo "api container ${cid:0:12}: healthy"
 done
-echo "api container ${api_cid:0:12}: healthy"
 ok
 
-step "GET /recommend/1 returns 10 items"
-python3 - "http://127.0.0.1:$PORT/recommend/1" <<'PY' || fail "GET /recommend/1 check failed"
-import json, sys, urllib.request
-url = sys.argv[1]
-with urllib.request.urlopen(url, timeout=10) as response:
-    body = json.load(response)
+# The run id a replica serves (GET /ready inside its container, bypassing the lb).
+served_run() { # cid
+  podman exec "$1" python -c 'import json, urllib.request
+print(json.load(urllib.request.urlopen("http://127.0.0.1:8000/ready", timeout=5))["run_id"])'
+}
+
+step "GET /recommend/1 through the lb: 10 items, every replica answers"
+python3 - "http://127.0.0.1:$PORT/recommend/1" "$REPLICAS" <<'PY' || fail "GET /recommend/1 through the lb failed"
+import collections, json, sys, time, urllib.error, urllib.request
+url, replicas = sys.argv[1], int(sys.argv[2])
+# The lb may come up before it can reach a replica: retry briefly on 502.
+for attempt in range(30):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        break
+    except urllib.error.HTTPError as exc:
+        if exc.code != 502 or attempt == 29:
+            raise
+        time.sleep(1)
 items = body["items"]
 assert len(items) == 10, f"expected 10 items, got {len(items)}: {body}"
 for item in items:
     assert {"movie_id", "title", "genres", "predicted_rating"} <= item.keys(), item
 print(f"{url}: user {body.get('user_id')}, strategy {body.get('strategy')}, {len(items)} items; "
       f"first: {items[0]['title']!r} ({items[0]['predicted_rating']:.2f})")
+upstreams = collections.Counter()
+for _ in range(40):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert len(json.load(response)["items"]) == 10
+        upstreams[response.headers["X-Upstream"]] += 1
+print(f"40 requests through the lb, per replica: {dict(upstreams)}")
+assert len(upstreams) == replicas, f"expected {replicas} replicas to answer, saw {dict(upstreams)}"
+PY
+ok
+
+step "rollout: retrain while a client loops on the lb; 0 failed requests"
+old_run=$(served_run "${api_cids[0]}") || fail "cannot read the served run id"
+echo "serving $old_run on ${#api_cids[@]} replicas"
+python3 - "http://127.0.0.1:$PORT/recommend/1" "$TMP/client.stop" "$TMP/client.json" <<'PY' &
+import collections, json, os, sys, time, urllib.request
+url, stop, out = sys.argv[1:4]
+ok, failed, upstreams, errors = 0, 0, collections.Counter(), []
+while not os.path.exists(stop):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            if len(json.load(response)["items"]) != 10:
+                raise ValueError("not 10 items")
+            upstreams[response.headers["X-Upstream"]] += 1
+        ok += 1
+    except Exception as exc:  # every failure counts: connection, HTTP status, body
+        failed += 1
+        errors.append(repr(exc)[:200])
+    time.sleep(0.01)  # about 50-100 requests/s: steady traffic that leaves the trainer some CPU
+json.dump({"ok": ok, "failed": failed, "upstreams": upstreams, "errors": errors[:10]}, open(out, "w"))
+PY
+CLIENT_PID=$!
+ROLLOUT_TRAIN_ARGS="--epochs 1 --no-refit --no-ranker"
+timeout "$TRAIN_TIMEOUT" "${COMPOSE[@]}" -p "$PROJECT" run --rm --no-deps -T \
+  -e TRAIN_MODEL=bias -e "TRAIN_ARGS=$ROLLOUT_TRAIN_ARGS" trainer >"$TMP/rollout-train.log" 2>&1 || {
+  tail -30 "$TMP/rollout-train.log" >&2
+  touch "$TMP/client.stop"
+  fail "the rollout trainer (bias, $ROLLOUT_TRAIN_ARGS) failed"
+}
+trained_at=$SECONDS
+tail -3 "$TMP/rollout-train.log"
+new_run=$(podman exec "${api_cids[0]}" python -c 'import os; print(os.path.basename(os.readlink("/models/latest")))')
+[ "$new_run" != "$old_run" ] || { touch "$TMP/client.stop"; fail "latest did not move (still $old_run)"; }
+echo "latest -> $new_run"
+deadline=$((trained_at + POLL + ROLLOUT_SLACK))
+for cid in "${api_cids[@]}"; do
+  until [ "$(served_run "$cid")" = "$new_run" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      podman logs --tail 20 "$cid" >&2
+      touch "$TMP/client.stop"
+      fail "replica ${cid:0:12} still serves $(served_run "$cid") $((SECONDS - trained_at))s after the switch"
+    fi
+    sleep 0.5
+  done
+  echo "replica ${cid:0:12}: serving $new_run ($((SECONDS - trained_at))s after the switch, poll ${POLL}s)"
+done
+sleep 2 # traffic on the new model too
+touch "$TMP/client.stop"
+wait "$CLIENT_PID" || fail "the client loop crashed"
+python3 - "$TMP/client.json" <<'PY' || fail "requests failed during the rollout"
+import json, sys
+result = json.load(open(sys.argv[1]))
+print(f"client during the rollout: {result['ok']} ok, {result['failed']} failed, per replica {result['upstreams']}")
+assert result["failed"] == 0, result["errors"]
+assert result["ok"] > 0, "the client sent no request"
 PY
 ok
 

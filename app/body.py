@@ -13,16 +13,19 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from app.errors import ApiError
-
 Model = TypeVar("Model", bound=BaseModel)
 
 
 async def parse_json_body(request: Request, model: type[Model]) -> Model:
-    """The request body validated as `model`; 400 for bytes that are not UTF-8 text, 422 otherwise.
+    """The request body validated as `model`; 422 otherwise (`invalid_json` for bytes that are not JSON text).
 
     Like FastAPI's own body parameters: a missing body or a non-JSON content type is a 422 on "body".
     """
+    return validate_json_body(await read_json_body(request), model)
+
+
+async def read_json_body(request: Request) -> bytes:
+    """The request's body bytes, once they are known to be a JSON body in UTF-8 (else a 422)."""
     raw = await request.body()
     if not raw:
         raise RequestValidationError(
@@ -42,7 +45,14 @@ async def parse_json_body(request: Request, model: type[Model]) -> Model:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, "bad_request", "request body is not UTF-8 text") from exc
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "request body is not UTF-8 text"}]
+        ) from exc
+    return raw
+
+
+def validate_json_body(raw: bytes, model: type[Model]) -> Model:
+    """`raw` validated as `model` by pydantic-core, errors as FastAPI's 422 (locations under "body")."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -1,8 +1,8 @@
 """Choosing where scoring runs: `MOVIEREC_DEVICE=auto|cpu|gpu`.
 
-The CPU path is numpy and needs no ML framework at all. A GPU is used through Keras 3 (`keras.ops`) on
-whatever backend is installed (JAX, TensorFlow or PyTorch); Keras is imported only when a GPU is asked for
-or `auto` finds one, so a CPU deployment never pays for it.
+The CPU path is numpy and needs no ML framework at all; `auto` chooses it. A GPU is used, only when asked for
+with `gpu`, through Keras 3 (`keras.ops`) on whatever backend is installed (JAX, TensorFlow or PyTorch);
+Keras is imported only then, so a CPU deployment never pays for it.
 """
 
 from __future__ import annotations
@@ -52,16 +52,20 @@ def visible_gpus() -> list[str]:
 
 
 def resolve_device(requested: str) -> str:
-    """`cpu` or `gpu` for a requested `auto|cpu|gpu`; `gpu` with none visible fails start-up clearly."""
-    if requested == "cpu":
+    """`cpu` or `gpu` for a requested `auto|cpu|gpu`; `gpu` with none visible fails start-up clearly.
+
+    `auto` is the CPU. The device path moves one user's catalogue product to the GPU per request and copies
+    the scores back; it was never measured to beat numpy for serving (lists are also ranked by the item
+    ranker, which scores on the CPU), so a GPU is used for serving only when asked for by name. GPUs serve
+    training (`make train` with the train-gpu extra).
+    """
+    if requested in ("cpu", "auto"):
         return "cpu"
     gpus = visible_gpus()
     if gpus:
         log.info("scoring on GPU: %s", ", ".join(gpus))
         return "gpu"
-    if requested == "gpu":
-        raise DeviceUnavailableError(
-            "MOVIEREC_DEVICE=gpu but no GPU is visible (needs an NVIDIA driver and Keras with a CUDA-enabled "
-            "backend, e.g. the train-gpu extra); set MOVIEREC_DEVICE=cpu or auto"
-        )
-    return "cpu"
+    raise DeviceUnavailableError(
+        "MOVIEREC_DEVICE=gpu but no GPU is visible (needs an NVIDIA driver and Keras with a CUDA-enabled "
+        "backend, e.g. the train-gpu extra); set MOVIEREC_DEVICE=cpu or auto"
+    )

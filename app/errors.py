@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.state import UnknownRunError
 from movierec.errors import (
@@ -47,6 +48,12 @@ HTTP_CODES = {
 }
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# What FastAPI's own body parameters raise for a body they cannot decode (invalid UTF-8).
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+INVALID_JSON = "request body is not valid JSON (UTF-8 text)"
+
+
 class ApiError(Exception):
     """An error a route raises with its status, code and message."""
 
@@ -75,10 +82,21 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path, found by asking the routes (`BaseRoute.matches`)
+    as if the request had used each method: only on a 405, so the probing costs nothing on the hot path."""
+    allowed = []
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return allowed
+
+
 def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return "invalid_json", "request body is not valid JSON"
+        return "invalid_json", INVALID_JSON
     messages = [f"{_field(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors[:5]]
     return "validation_error", "; ".join(messages)
 
@@ -110,9 +128,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Keep the exception's headers: a 405 must carry `Allow` (RFC 9110), a 401 its `WWW-Authenticate`.
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+            # A declared body that is not even text: the same 422 as invalid JSON on every route.
+            return error_response(422, "invalid_json", INVALID_JSON)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: `Allow` lists every method of the resource; Starlette names only the first route's.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        # Keep the exception's headers: a 401 carries its `WWW-Authenticate`.
         return error_response(
-            exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), exc.headers
+            exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), headers
         )
 
     @app.exception_handler(Exception)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.body import register_schemas
+from app.database import install_store, start_store, stop_store
 from app.device import resolve_device
 from app.errors import install_error_handlers
+from app.lists import new_list_batcher
+from app.logging_setup import STARTUP_EXPLAINED, ExplainedStartupFailure, configure_logging
 from app.middleware import BodySizeLimitMiddleware, Metrics, MetricsMiddleware
-from app.routers import admin, movies, ops, predict, recommend
+from app.model_watch import watch_model
+from app.offload import HeavyWork
+from app.openapi import install_openapi
+from app.routers import admin, movies, ops, predict, ratings, recommend, web_routers
 from app.schemas import FoldInRequest, PredictRequest
 from app.settings import Settings, get_settings
 from app.state import ModelHolder, load_model
@@ -36,6 +40,7 @@ def _limit_native_threads(settings: Settings) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model before serving; a missing or broken artifact stops start-up with the reason."""
     settings: Settings = app.state.settings
+    configure_logging(settings.log_level)
     _limit_native_threads(settings)
     import anyio.to_thread
 
@@ -44,12 +49,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         loaded = load_model(settings.model_dir, settings, device)
     except Exception as exc:
-        log.error("cannot serve %s: %s", settings.model_dir, exc)
+        # The reason and what to do, in one line; ExplainedStartupFailure keeps the traceback out of the log.
+        log.error(
+            "cannot serve %s: %s. Fix: run `make train`, or set MOVIEREC_MODEL_DIR to a trained model",
+            settings.model_dir,
+            exc,
+        )
+        setattr(app.state, STARTUP_EXPLAINED, True)
         raise
     app.state.holder.set(loaded)
     app.state.metrics.set_model(loaded.recommender.run_id, loaded.recommender.kind)
     log.info("serving %s (%s) on %s", loaded.recommender.run_id, loaded.recommender.kind, device)
-    yield
+    await start_store(app)  # people's own ratings; an unreachable database is a warning, not a failure
+    # Follow `latest` (MOVIEREC_MODEL_POLL_SECONDS): a retrain reaches every process with no admin call.
+    async with watch_model(app.state.holder, settings, device, app.state.metrics) as watcher:
+        app.state.model_watch = watcher
+        yield
+    await stop_store(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,11 +76,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc with local assets: app/routers/docs.py
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.holder = ModelHolder()
     app.state.metrics = Metrics()
+    app.state.list_batcher = new_list_batcher(settings.list_batch_max)
+    app.state.heavy_work = HeavyWork(settings.heavy_threads, settings.heavy_queue)
     install_error_handlers(app)
+    install_store(app, settings)
     for router in (
         predict.router,
         recommend.router,
@@ -72,31 +93,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         movies.router,
         ops.router,
         admin.router,
+        ratings.router,
+        *web_routers.ROUTERS,
     ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    _document_raw_bodies(app)
+    app.add_middleware(ExplainedStartupFailure)
+    install_openapi(app, PredictRequest, FoldInRequest)
     return app
-
-
-def _document_raw_bodies(app: FastAPI) -> None:
-    """Put the bodies that routes parse themselves (app/body.py) into the OpenAPI components."""
-    default_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = register_schemas(default_openapi(), PredictRequest, FoldInRequest)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 app = create_app()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import error_response
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -16,19 +17,11 @@ class BodyTooLargeError(Exception):
     """A streamed request body passed the limit."""
 
 
-async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+async def _send_too_large(send: Send, max_bytes: int) -> None:
+    """The 413 in the body every other error has (`app.errors.error_response`), byte for byte."""
+    response = error_response(413, "body_too_large", f"request body exceeds {max_bytes} bytes")
+    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class BodySizeLimitMiddleware:
@@ -42,7 +35,6 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = {"detail": f"request body exceeds {self.max_bytes} bytes", "code": "body_too_large"}
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -50,7 +42,7 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await _send_json(send, 413, detail)
+                    await _send_too_large(send, self.max_bytes)
                     return
         received = 0
         exceeded = False
@@ -73,7 +65,7 @@ class BodySizeLimitMiddleware:
                 # FastAPI turns any failure while reading the body into its own 400: answer the 413 instead.
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await _send_json(send, 413, detail)
+                    await _send_too_large(send, self.max_bytes)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -82,7 +74,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLargeError:
             if not started:
-                await _send_json(send, 413, detail)
+                await _send_too_large(send, self.max_bytes)
 
 
 class Metrics:
@@ -107,6 +99,24 @@ class Metrics:
             registry=self.registry,
         )
         self.reloads = Counter("movierec_reloads_total", "Model reloads", ["outcome"], registry=self.registry)
+        self.ratings_written = Counter(
+            "movierec_ratings_written_total",
+            "Rating writes through /users",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.rating_write_latency = Histogram(
+            "movierec_rating_write_duration_seconds",
+            "Database time of one rating write (put, delete, forget)",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.user_vector_cache = Gauge(
+            "movierec_user_vector_cache_entries",
+            "Re-solved user vectors held by this process",
+            registry=self.registry,
+        )
 
     def set_model(self, run_id: str, kind: str) -> None:
         self.model_info.clear()

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's `integer` includes 3.0, so accept a float without a fraction; never a boolean."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# A JSON integer (3 or 3.0), never a boolean or a numeric string: no silent coercion of request bodies.
+JsonInt = Annotated[int, Field(strict=True), BeforeValidator(_whole_number)]
 # JSON-safe integer ids: MovieLens ids are positive; 2^53-1 keeps them exact in every JSON client.
-RawId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+RawId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True), BeforeValidator(_whole_number)]
 
 
 class ErrorResponse(BaseModel):
@@ -26,23 +38,53 @@ class PredictPair(BaseModel):
     movie_id: RawId
 
 
+def _one_form_schema(schema: dict[str, Any]) -> None:
+    """`PredictRequest` in JSON Schema: non-null fields, and exactly one of the two forms."""
+    for name in ("user_id", "movie_id", "instances"):
+        field = schema["properties"][name]
+        branch = next(s for s in field.pop("anyOf") if s.get("type") != "null")
+        field.pop("default", None)
+        field.update(branch)
+    schema["examples"] = [
+        {"user_id": 1, "movie_id": 31},
+        {"instances": [{"user_id": 1, "movie_id": 31}, {"user_id": 2, "movie_id": 10}]},
+    ]
+    schema["oneOf"] = [
+        {"required": ["user_id", "movie_id"], "not": {"required": ["instances"]}},
+        {
+            "required": ["instances"],
+            "not": {"anyOf": [{"required": ["user_id"]}, {"required": ["movie_id"]}]},
+        },
+    ]
+
+
 class PredictRequest(BaseModel):
     """One pair (`user_id`, `movie_id`) or a batch (`instances`)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"user_id": 1, "movie_id": 31},
-                {"instances": [{"user_id": 1, "movie_id": 31}, {"user_id": 2, "movie_id": 10}]},
-            ]
-        },
+        json_schema_extra=lambda schema, _cls: _one_form_schema(schema),
     )
 
+    # Optional in Python, never null in JSON: the schema (`_one_form_schema`) says one form or the other, and
+    # `_no_nulls` refuses an explicit null rather than reading it as "absent".
     user_id: RawId | None = None
     movie_id: RawId | None = None
-    instances: list[PredictPair] | None = Field(None, min_length=1)
-    strict: bool = Field(False, description="404 on an unknown id instead of the fallback prediction")
+    instances: list[PredictPair] | None = Field(None, min_length=1, description="at most MOVIEREC_MAX_BATCH")
+    strict: bool = Field(
+        False, strict=True, description="404 on an unknown id instead of the fallback prediction"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [
+                name for name in ("user_id", "movie_id", "instances") if name in data and data[name] is None
+            ]
+            if nulls:
+                raise ValueError(f"{nulls[0]} is null: leave it out instead")
+        return data
 
     @model_validator(mode="after")
     def _one_form(self) -> PredictRequest:
@@ -69,6 +111,11 @@ class Prediction(BaseModel):
     user_known: bool
     movie_known: bool
     fallback: bool = Field(description="true when an unknown id made the model use its fallback prediction")
+    user_vector: Literal["trained", "fold_in", "none"] = Field(
+        "none",
+        description="where the user's vector came from: 'trained' (the model), 'fold_in' (re-solved from their "
+        "stored ratings, see /users), 'none' (an unknown user: fallback)",
+    )
 
 
 class PredictBatchResponse(BaseModel):
@@ -99,8 +146,13 @@ class RecommendResponse(BaseModel):
         "movie from its predicted rating; 'predicted_rating': the rating model alone (artifacts without a ranker)"
     )
     items: list[RecommendedMovie]
-    ignored_movie_ids: list[int] = Field(
-        default_factory=list, description="fold-in: rated movies the model does not know (not used)"
+    ignored_movie_ids: list[int] | None = Field(
+        None, description="POST /recommend only: rated movies the model does not know (not used)"
+    )
+    user_vector: Literal["trained", "fold_in", "none"] = Field(
+        "none",
+        description="where the user's vector came from: 'trained' (the model), 'fold_in' (re-solved from their "
+        "stored ratings, or the ratings of POST /recommend), 'none' (an unknown user: the cold-start list)",
     )
 
 
@@ -126,10 +178,14 @@ class FoldInRequest(BaseModel):
         },
     )
 
-    ratings: list[RatingIn] = Field(min_length=1)
-    k: int = Field(10, ge=1)
+    ratings: list[RatingIn] = Field(
+        min_length=1,
+        description="at most MOVIEREC_MAX_FOLD_IN_RATINGS; a movie given twice counts once, with its last rating; "
+        "when the model knows none of the movies, the list is the new-user (cold-start) list",
+    )
+    k: JsonInt = Field(10, ge=1, description="list length (at most MOVIEREC_MAX_K)")
     genre: list[str] = Field(default_factory=list, description="only movies of any of these genres")
-    min_ratings: int = Field(0, ge=0, description="only movies rated at least this often")
+    min_ratings: JsonInt = Field(0, ge=0, le=2**31 - 1, description="only movies rated at least this often")
 
 
 class RecommendParams(BaseModel):
@@ -164,6 +220,7 @@ class MovieResponse(BaseModel):
 class BiasRankingEntry(BaseModel):
     movie_id: int
     title: str
+    genres: list[str]
     bias: float
     n_ratings: int
 
@@ -214,6 +271,22 @@ class ModelInfo(BaseModel):
     )
     device: str
     loaded_at: str
+    model_watch: ModelWatchInfo | None = Field(
+        None, description="the `latest` poller (MOVIEREC_MODEL_POLL_SECONDS); null when polling is off"
+    )
+
+
+class ModelWatchInfo(BaseModel):
+    """The version poller of this process: what it follows and what its last check found."""
+
+    interval_s: float
+    watching: str = Field(description="the followed link or directory, by name (normally `latest`)")
+    last_poll_at: str | None = Field(description="UTC time of the last check; null before the first")
+    last_result: Literal["unchanged", "swapped", "refused"] | None = Field(
+        description="'refused': the new run failed to load or validate and the old model kept serving"
+    )
+    last_change_at: str | None = Field(description="UTC time the link was last seen to move")
+    last_error: str | None = Field(description="why the last new run was refused; null after a swap")
 
 
 class ReloadRequest(BaseModel):
@@ -236,3 +309,6 @@ class ReloadResponse(BaseModel):
 class StatusResponse(BaseModel):
     status: str
     run_id: str | None = None
+    database: str | None = Field(
+        None, description="/ready: 'ok' or 'unavailable' (the ratings database; never makes /ready fail)"
+    )

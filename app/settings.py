@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     model_root: Path | None = Field(
         None, description="where /admin/reload looks up run ids; default: model_dir's parent"
     )
+    model_poll_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="how often to check whether model_dir (the `latest` link) moved to a new run, "
+        "which is then loaded and swapped in; 0 disables polling",
+    )
     device: Literal["auto", "cpu", "gpu"] = "auto"
     admin_token: SecretStr | None = Field(
         None, description="bearer token of /admin/reload; unset disables it"
@@ -37,6 +43,38 @@ class Settings(BaseSettings):
     blas_threads: int = Field(1, ge=1, description="BLAS threads per process; 1 avoids oversubscription")
     threadpool_size: int = Field(40, ge=1, description="worker threads for blocking routes")
     verify_checksums: bool = Field(True, description="verify artifact file checksums at load")
+    # Costly work (app/offload.py, app/batching.py): thresholds are costs measured on the served model.
+    list_batching: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="score concurrent /recommend lists together; auto: when one list costs at least "
+        "list_batching_min_ms (measured at load)",
+    )
+    list_batching_min_ms: float = Field(1.0, ge=0, description="auto list batching threshold")
+    list_batch_max: int = Field(64, ge=1, description="most lists scored in one batch")
+    heavy_threads: int = Field(
+        1, ge=1, description="threads for costly requests (large batches, slow fold-ins)"
+    )
+    heavy_queue: int = Field(16, ge=0, description="costly requests that may wait; beyond: 503 + Retry-After")
+    offload_min_body_bytes: int = Field(
+        8_192,
+        ge=0,
+        description="/predict bodies of at least this size (about 200 pairs) are parsed and scored off the "
+        "event loop",
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="level of the service's own log lines (`app`, `movierec`); uvicorn's are its own"
+    )
+    database_url: str = Field(
+        "sqlite:///data/movierec.db",
+        description="people's own ratings (SQLAlchemy URL; postgresql://... for PostgreSQL); the default is a "
+        "SQLite file under data/ relative to the working directory",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="bearer key of the /users rating endpoints; unset disables them (403)"
+    )
+    user_cache_size: int = Field(
+        10_000, ge=1, description="most re-solved user vectors (users with stored ratings) held per process"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

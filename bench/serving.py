@@ -293,6 +293,8 @@ class ServerConfig:
     http: str = "httptools"
     threadpool_size: int = 40
     blas_threads: int = 1
+    # Further MOVIEREC_* settings of this server, e.g. (("MOVIEREC_LIST_BATCHING", "on"),).
+    env: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         return (
@@ -321,6 +323,7 @@ class Server:
             "MOVIEREC_THREADPOOL_SIZE": str(self.config.threadpool_size),
             "MOVIEREC_BLAS_THREADS": str(self.config.blas_threads),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            **dict(self.config.env),
         }
         cmd = [
             PYTHON,
@@ -641,6 +644,8 @@ def write_report(result: dict[str, Any], out: Path) -> None:
         "",
         f"Command: `{result['meta']['command']}`",
         "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in result["meta"].get("versions", {}).items()) + ".",
+        "",
     ]
     for c in result["concurrency"]:
         ref = result["ceiling"][str(c)]
@@ -661,6 +666,9 @@ def write_report(result: dict[str, Any], out: Path) -> None:
                 f"{_fmt(r['server_cpu_us_per_request'])} | {r['cpu_vs_ceiling']:.2f} |"
             )
         lines.append("")
+    from bench.serving_load import report_lines
+
+    lines += report_lines(result.get("mixed"), result.get("batching"))
     mem = result["memory"]
     lines += [
         "## Resident memory",
@@ -697,6 +705,17 @@ def write_report(result: dict[str, Any], out: Path) -> None:
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
+def _versions() -> dict[str, str]:
+    """The serving stack's versions, recorded with the figures they produced."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("fastapi", "starlette", "pydantic", "uvicorn", "numpy"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[package] = version(package)
+    return found
+
+
 def machine() -> str:
     cpu = ""
     with contextlib.suppress(OSError, StopIteration):
@@ -726,6 +745,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true", help="skip the model.predict reference")
     parser.add_argument("--sweep", action="store_true", help="also compare server settings at concurrency 16")
     parser.add_argument("--sweep-duration", type=float, default=None, help="default: --duration")
+    parser.add_argument("--no-mixed", action="store_true", help="skip the mixed light + heavy load rows")
+    parser.add_argument(
+        "--large-model-dir",
+        type=Path,
+        default=None,
+        help="a large-catalogue artifact (e.g. 62,000 movies from `training synth`) for the micro-batching rows",
+    )
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/serving")
     args = parser.parse_args(argv)
@@ -756,6 +782,16 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(measure(naive, scenarios["naive_predict"], c, args.duration, workdir))
                     print(f"  c={c}: naive {rows[-1]['rps']:.1f}/s", flush=True)
                 memory["naive_at_end"] = naive.memory()
+        from bench.serving_load import measure_batching, measure_mixed
+
+        mixed = None
+        if not args.no_mixed:
+            print("mixed load", flush=True)
+            mixed = measure_mixed(model_dir, scenarios, args.duration, args.port + 3, workdir)
+        batching = None
+        if args.large_model_dir:
+            print("micro-batching", flush=True)
+            batching = measure_batching(args.large_model_dir.resolve(), args.duration, args.port + 4, workdir)
         sweep = (
             run_sweep(model_dir, scenarios, args.sweep_duration or args.duration, args.port + 2, workdir)
             if args.sweep
@@ -784,13 +820,18 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "loadavg_at_start": [round(x, 2) for x in load_start],
             "loadavg_range": f"{min(loads):.2f} to {max(loads):.2f}",
+            "versions": _versions(),
         },
         "concurrency": concurrency,
         "labels": {n: s.label for n, s in scenarios.items()},
         "ceiling": {str(c): v for c, v in ceiling.items()},
         "rows": rows,
         "memory": memory,
-        "targets": evaluate_targets(rows, memory["service_after_warmup"]["rss_mb"]),
+        "targets": evaluate_targets(rows, memory["service_after_warmup"]["rss_mb"])
+        + (mixed["targets"] if mixed else [])
+        + (batching["targets"] if batching else []),
+        "mixed": mixed,
+        "batching": batching,
         "sweep": sweep,
         "notes": NOTES,
     }

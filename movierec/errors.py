@@ -38,8 +38,8 @@ class UnknownUserError(MovieRecError):
 
     code = "unknown_user"
 
-    def __init__(self, user_id: int) -> None:
-        super().__init__(f"unknown user_id {user_id}: the model was not trained on this user")
+    def __init__(self, user_id: int, where: str = "") -> None:
+        super().__init__(f"{where}unknown user_id {user_id}: the model was not trained on this user")
         self.user_id = user_id
 
 
@@ -48,8 +48,8 @@ class UnknownMovieError(MovieRecError):
 
     code = "unknown_movie"
 
-    def __init__(self, movie_id: int) -> None:
-        super().__init__(f"unknown movie_id {movie_id}: the model was not trained on this movie")
+    def __init__(self, movie_id: int, where: str = "") -> None:
+        super().__init__(f"{where}unknown movie_id {movie_id}: the model was not trained on this movie")
         self.movie_id = movie_id
 
 

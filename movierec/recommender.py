@@ -12,6 +12,8 @@ without biases) among movies with at least `cold_start_min_ratings` ratings (rel
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,6 +77,19 @@ class Ranked:
     ignored: list[int] = field(default_factory=list)  # input movie ids left out (unknown to the model)
     rank_scores: NDArray[np.float32] | None = None
     ranking: str | None = None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """One user's top-k list before scoring: their vector and bias, the movies they rated, the options."""
+
+    strategy: str
+    user_vec: NDArray[np.float32]
+    user_bias: float
+    rated: NDArray[Any]
+    exclude_rated: bool
+    penalty: NDArray[np.float32] | None
+    k: int
 
 
 class Recommender:
@@ -172,10 +187,13 @@ class Recommender:
         m_idx = self.bundle.movie_ids.index_of(movie_ids)
         user_known, movie_known = u_idx >= 0, m_idx >= 0
         if strict:
+            # Name the first pair with an unknown id, so a client can find it in a large batch.
             if not user_known.all():
-                raise UnknownUserError(int(np.asarray(user_ids)[~user_known][0]))
+                first = int(np.flatnonzero(~user_known)[0])
+                raise UnknownUserError(int(np.asarray(user_ids)[first]), f"instances[{first}]: ")
             if not movie_known.all():
-                raise UnknownMovieError(int(np.asarray(movie_ids)[~movie_known][0]))
+                first = int(np.flatnonzero(~movie_known)[0])
+                raise UnknownMovieError(int(np.asarray(movie_ids)[first]), f"instances[{first}]: ")
         ratings, _ = self.scorer.predict(u_idx, m_idx)
         return Predictions(ratings, user_known, movie_known)
 
@@ -232,16 +250,62 @@ class Recommender:
         min_ratings: int = 0,
     ) -> Ranked:
         """Top-k for a user id: personalised when known, the cold-start list otherwise."""
-        penalty = self.candidate_penalty(genres, min_ratings)
+        query = self.list_query(
+            user_id, k, exclude_rated=exclude_rated, genres=genres, min_ratings=min_ratings
+        )
+        return query if isinstance(query, Ranked) else self.rank_lists([query])[0]
+
+    def list_query(
+        self,
+        user_id: int,
+        k: int,
+        *,
+        exclude_rated: bool = True,
+        genres: list[str] | None = None,
+        min_ratings: int = 0,
+    ) -> ListQuery | Ranked:
+        """What `recommend` scores for a user id: a `ListQuery` for a known user, or the finished cold-start
+        list (precomputed, nothing to score) for an unknown one. Split so that the service can score the
+        queries of concurrent requests together (`rank_lists`)."""
         u = self.user_index(user_id)
         if u is None:
-            return self._rank(
-                "cold_start", self._cold_start_order.copy(), penalty, None, k, self._cold_start_ratings
-            )
-        raw = self.scorer.raw_catalogue(self.scorer.user_factors[u], float(self.scorer.user_bias[u]))
-        return self._rank_catalogue(
-            "personalized", raw, self.bundle.user_ratings.movies_of(u), exclude_rated, penalty, k
+            return self._cold_start(self.candidate_penalty(genres, min_ratings), k)
+        return self.vector_query(
+            self.scorer.user_factors[u],
+            float(self.scorer.user_bias[u]),
+            self.bundle.user_ratings.movies_of(u),
+            k,
+            exclude_rated=exclude_rated,
+            genres=genres,
+            min_ratings=min_ratings,
         )
+
+    def rank_lists(self, queries: Sequence[ListQuery]) -> list[Ranked]:
+        """The lists of several users, scored together: one matrix product per model side for all of them,
+        which on a large catalogue reads each side's movie matrix once instead of once per user."""
+        raw = self.scorer.raw_catalogue_block(
+            np.stack([q.user_vec for q in queries]),
+            np.array([q.user_bias for q in queries], dtype=np.float32),
+        )
+        propensity = (
+            None
+            if self.ranker is None
+            else self.ranker.propensity_block(
+                [q.rated for q in queries], [not q.exclude_rated for q in queries]
+            )
+        )
+        return [
+            self._rank_catalogue(
+                q.strategy,
+                raw[row],
+                q.rated,
+                q.exclude_rated,
+                q.penalty,
+                q.k,
+                None if propensity is None else propensity[row],
+            )
+            for row, q in enumerate(queries)
+        ]
 
     def recommend_for_ratings(
         self,
@@ -256,29 +320,132 @@ class Recommender:
 
         Movies unknown to the model cannot inform the fold-in: they are left out and reported in `ignored`.
         """
-        if len(np.unique(movie_ids)) != len(movie_ids):
-            dup = int(
-                movie_ids[np.flatnonzero(np.bincount(np.unique(movie_ids, return_inverse=True)[1]) > 1)[0]]
-            )
-            raise InvalidRequestError(f"movie_id {dup} is rated more than once; give each movie one rating")
+        query, ignored = self.fold_in_query(movie_ids, ratings, k, genres=genres, min_ratings=min_ratings)
+        ranked = query if isinstance(query, Ranked) else self.rank_lists([query])[0]
+        return dataclasses.replace(ranked, ignored=ignored)
+
+    def fold_in_query(
+        self,
+        movie_ids: NDArray[np.int64],
+        ratings: NDArray[np.floating[Any]],
+        k: int,
+        *,
+        genres: list[str] | None = None,
+        min_ratings: int = 0,
+    ) -> tuple[ListQuery | Ranked, list[int]]:
+        """What `recommend_for_ratings` scores: the folded-in user's list query (or, when the model knows none
+        of the movies, the finished cold-start list), and the rated movie ids the model does not know."""
+        m_idx, known_ratings, ignored = self.known_ratings(movie_ids, ratings)
+        if not len(m_idx):
+            # Nothing the model knows was rated: this person is new to it, so they get the new-user list.
+            return self._cold_start(self.candidate_penalty(genres, min_ratings), k), ignored
+        vec, bias = self.scorer.fold_in(m_idx, known_ratings, self.fold_in_l2)
+        query = self.vector_query(
+            vec, bias, m_idx, k, strategy="fold_in", genres=genres, min_ratings=min_ratings
+        )
+        return query, ignored
+
+    def known_ratings(
+        self, movie_ids: NDArray[np.int64], ratings: NDArray[np.floating[Any]]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32], list[int]]:
+        """Ratings given by raw movie id as (embedding rows, ratings) of the movies the model knows, plus the
+        ids it does not know. A movie rated twice counts once, with its last rating (as a stored rating is
+        replaced); a rating off the model's scale raises InvalidRequestError."""
+        movie_ids = np.asarray(movie_ids, dtype=np.int64)
+        ratings = np.asarray(ratings, dtype=np.float64)
         lo, hi = self.scorer.head.min_rating, self.scorer.head.max_rating
         bad = ~np.isfinite(ratings) | (ratings < lo) | (ratings > hi)
         if bad.any():
             raise InvalidRequestError(
                 f"rating {float(ratings[bad][0])} is outside the rating scale [{lo}, {hi}]"
             )
+        # The last occurrence of each movie: unique over the reversed list keeps first-in-reverse.
+        _, last_from_end = np.unique(movie_ids[::-1], return_index=True)
+        last = np.sort(len(movie_ids) - 1 - last_from_end)
+        movie_ids, ratings = movie_ids[last], ratings[last]
         m_idx = self.bundle.movie_ids.index_of(movie_ids)
         known = m_idx >= 0
-        if not known.any():
-            raise InvalidRequestError(
-                "none of the rated movies is known to the model, so there is nothing to fold in; "
-                f"unknown movie_ids: {movie_ids[:10].tolist()}"
-            )
+        unknown: list[int] = movie_ids[~known].tolist()
+        return m_idx[known].astype(np.int64), ratings[known].astype(np.float32), unknown
+
+    def _cold_start(self, penalty: NDArray[np.float32] | None, k: int) -> Ranked:
+        """The list for someone the model knows nothing about (see `_cold_start_scores`)."""
+        return self._rank(
+            "cold_start", self._cold_start_order.copy(), penalty, None, k, self._cold_start_ratings
+        )
+
+    def vector_query(
+        self,
+        vector: NDArray[np.float32] | None,
+        bias: float,
+        rated: NDArray[Any],
+        k: int,
+        *,
+        strategy: str = "personalized",
+        exclude_rated: bool = True,
+        genres: list[str] | None = None,
+        min_ratings: int = 0,
+    ) -> ListQuery | Ranked:
+        """The list query of a user given by a vector and bias (trained, re-solved from stored ratings, or
+        folded in) and the movies they rated. `vector` None stands for a user with no ratings left (forgotten,
+        or every rating removed): the finished cold-start list, like an unknown user."""
         penalty = self.candidate_penalty(genres, min_ratings)
-        vec, bias = self.scorer.fold_in(m_idx[known], ratings[known], self.fold_in_l2)
-        raw = self.scorer.raw_catalogue(vec, bias)
-        ranked = self._rank_catalogue("fold_in", raw, m_idx[known], True, penalty, k)
-        return dataclasses.replace(ranked, ignored=movie_ids[~known].tolist())
+        if vector is None:
+            return self._cold_start(penalty, k)
+        return ListQuery(strategy, vector, bias, rated, exclude_rated, penalty, k)
+
+    def predict_with_vector(
+        self,
+        vector: NDArray[np.float32] | None,
+        bias: float,
+        movie_ids: NDArray[np.int64],
+        *,
+        strict: bool = False,
+        user_id: int = 0,
+    ) -> Predictions:
+        """Ratings of one user given by a vector and bias for raw movie ids (unknown movies get the fallback).
+
+        `vector` None stands for a user with no ratings left: every pair gets the unknown-user fallback (or
+        `UnknownUserError` for `user_id` with `strict`).
+        """
+        m_idx = self.bundle.movie_ids.index_of(movie_ids)
+        movie_known = m_idx >= 0
+        if strict and vector is None:
+            raise UnknownUserError(user_id)
+        if strict and not movie_known.all():
+            raise UnknownMovieError(int(np.asarray(movie_ids)[~movie_known][0]))
+        n = len(m_idx)
+        if vector is None:
+            ratings = self.scorer.fallback(np.full(n, -1, dtype=np.int64), m_idx)
+            return Predictions(ratings, np.zeros(n, dtype=np.bool_), movie_known)
+        ratings = np.empty(n, dtype=np.float32)
+        if movie_known.any():
+            known = m_idx[movie_known]
+            vecs = np.broadcast_to(vector, (len(known), len(vector)))
+            raw = self.scorer.raw_pairs_from_vectors(vecs, np.full(len(known), bias, np.float32), known)
+            ratings[movie_known] = self.scorer.head.apply(raw)
+        if not movie_known.all():
+            # What the fallback gives a known user with an unknown movie: the head on the user's bias alone.
+            missing = int((~movie_known).sum())
+            if self.scorer.has_bias:
+                ratings[~movie_known] = self.scorer.head.apply(np.full(missing, bias, np.float32))
+            else:
+                ratings[~movie_known] = self.scorer.fallback(
+                    np.full(missing, -1, dtype=np.int64), np.full(missing, -1, dtype=np.int64)
+                )
+        return Predictions(ratings, np.ones(n, dtype=np.bool_), movie_known)
+
+    @functools.cached_property
+    def rating_step(self) -> float | None:
+        """The step of the training ratings (1.0 for whole stars, 0.5 for half stars), None when they use neither."""
+        ratings = self.bundle.user_ratings.ratings.astype(np.float64)
+        if ratings.size == 0:
+            return None
+        for step in (1.0, 0.5):
+            scaled = ratings / step
+            if np.allclose(scaled, np.round(scaled), atol=1e-6):
+                return step
+        return None
 
     def _rank_catalogue(
         self,
@@ -288,17 +455,20 @@ class Recommender:
         exclude_rated: bool,
         penalty: NDArray[np.float32] | None,
         k: int,
+        propensity: NDArray[np.float32] | None = None,
     ) -> Ranked:
         """A user's list from the rating model's raw catalogue scores and the movies the user rated.
 
         With a ranker the list is ordered by its rank scores and each movie carries its predicted rating;
         without one, by the raw scores (the head is monotonic, so that is the predicted-rating order).
+        `propensity`, when given, is the ranker's scores for this user computed with others (`rank_lists`).
         """
         exclude = rated if exclude_rated else None
         if self.ranker is None:
             return self._rank(strategy, raw, penalty, exclude, k)
         ratings = self.scorer.head.apply(raw)
-        propensity = self.ranker.propensity(rated, include_rated=not exclude_rated)
+        if propensity is None:
+            propensity = self.ranker.propensity(rated, include_rated=not exclude_rated)
         return self._rank(
             strategy, self.ranker.rank_scores(propensity, ratings), penalty, exclude, k, ratings
         )

@@ -6,7 +6,10 @@ Session-scoped artifacts are shared by every test module: never modify them in p
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from helpers import make_ratings
 
 from movierec.data import RatingsData
+
+# The ratings database of every app a test builds without its own: a throwaway SQLite file, never data/movierec.db.
+_DB_DIR = tempfile.mkdtemp(prefix="movierec-test-db-")
+atexit.register(shutil.rmtree, _DB_DIR, ignore_errors=True)
+os.environ["MOVIEREC_DATABASE_URL"] = f"sqlite:///{_DB_DIR}/movierec.db"
 
 TINY_USERS, TINY_MOVIES, TINY_RATINGS = 60, 80, 2500
 

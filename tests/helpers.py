@@ -132,3 +132,26 @@ def layout_fixtures() -> Path:
     for path in list(root.rglob(f"*{FIXTURE_SUFFIX}")):
         path.rename(path.with_name(path.name.removesuffix(FIXTURE_SUFFIX)))
     return root
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA_NAME = "ml-latest-small"
+# Where ml-latest-small may be: the shared copy beside the checkout, and data/, where
+# `python -m training download ml-latest-small` (and `make run`) put it.
+REAL_DATA_RELATIVE = (Path("..") / "shared" / "data" / REAL_DATA_NAME, Path("data") / REAL_DATA_NAME)
+REAL_DATA_HINT = f"run `python -m training download {REAL_DATA_NAME}` (it writes data/{REAL_DATA_NAME})"
+
+
+def real_data_candidates(root: Path = REPO_ROOT) -> list[Path]:
+    """The directories searched for the real ml-latest-small, first match wins."""
+    return [(root / relative).resolve() for relative in REAL_DATA_RELATIVE]
+
+
+def real_data_dir(root: Path = REPO_ROOT) -> Path | None:
+    """The first candidate holding a ratings.csv, or None (the real-data tests then skip)."""
+    return next((d for d in real_data_candidates(root) if (d / "ratings.csv").is_file()), None)
+
+
+def real_data_skip_reason(root: Path = REPO_ROOT) -> str:
+    searched = ", ".join(str(d) for d in real_data_candidates(root))
+    return f"{REAL_DATA_NAME} is in none of {searched}; {REAL_DATA_HINT}"

@@ -224,22 +224,8 @@ def test_fold_in_recommends_unrated_movies_and_reports_unknown_ones(client: Test
 def test_fold_in_errors(client: TestClient, bundle) -> None:
     movie = int(bundle.movie_ids.ids[0])
     _error(client.post("/recommend", json={"ratings": []}), 422, "validation_error")
-    body = _error(
-        client.post(
-            "/recommend",
-            json={"ratings": [{"movie_id": movie, "rating": 4}, {"movie_id": movie, "rating": 3}]},
-        ),
-        422,
-        "invalid_request",
-    )
-    assert str(movie) in body["detail"]
     _error(
         client.post("/recommend", json={"ratings": [{"movie_id": movie, "rating": 9}]}),
-        422,
-        "invalid_request",
-    )
-    _error(
-        client.post("/recommend", json={"ratings": [{"movie_id": 123_456_789, "rating": 4}]}),
         422,
         "invalid_request",
     )
@@ -278,7 +264,7 @@ def test_similar_movies_are_ranked_by_cosine_and_exclude_the_movie(client: TestC
 def test_health_ready_model_and_metrics(client: TestClient, bundle) -> None:
     assert client.get("/health").json()["status"] == "ok"
     ready = client.get("/ready").json()
-    assert ready == {"status": "ready", "run_id": bundle.manifest.run_id}
+    assert ready == {"status": "ready", "run_id": bundle.manifest.run_id, "database": "ok"}
     info = client.get("/model").json()
     assert (
         info["run_id"] == bundle.manifest.run_id and info["model_kind"] == "bias" and info["device"] == "cpu"

@@ -62,9 +62,12 @@ BIG = 2**53  # one above the largest id the schema accepts (ids stay exact in ev
     ("payload", "field"),
     [
         ({"user_id": "1", "movie_id": 1}, "user_id"),  # numeric string: ids are strict integers
-        ({"user_id": 1.0, "movie_id": 1}, "user_id"),  # float
+        (
+            {"user_id": 1.5, "movie_id": 1},
+            "user_id",
+        ),  # a fraction (1.0 is an integer in JSON Schema: accepted)
         ({"user_id": True, "movie_id": 1}, "user_id"),  # bool is not an id
-        ({"user_id": None, "movie_id": 1}, "body"),  # null id: not a complete pair
+        ({"user_id": None, "movie_id": 1}, "user_id is null"),  # null is not "absent"
         ({"user_id": [1], "movie_id": 1}, "user_id"),
         ({"user_id": 1, "movie_id": 0}, "movie_id"),
         ({"user_id": 1, "movie_id": -1}, "movie_id"),
@@ -159,7 +162,7 @@ def test_min_ratings_above_every_count_gives_an_empty_list_not_an_error(
     client: TestClient, bundle: Bundle
 ) -> None:
     assert client.get(f"/recommend/1?min_ratings={2**31 - 1}").json()["items"] == []
-    fold_in = {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], "min_ratings": 10**30}
+    fold_in = {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], "min_ratings": 2**31 - 1}
     assert client.post("/recommend", json=fold_in).json()["items"] == []
 
 
@@ -224,9 +227,18 @@ def test_invalid_json_is_422_invalid_json(client: TestClient, raw_body: bytes) -
     _error(client.post("/recommend", content=raw_body, headers=JSON), 422, "invalid_json")
 
 
-def test_body_that_is_not_text_is_400(client: TestClient) -> None:
-    """Invalid UTF-8 cannot even be parsed as JSON text: 400, documented in the schema."""
-    _error(client.post("/predict", content=b"\xff\xfe{", headers=JSON), 400, "bad_request")
+def test_body_that_is_not_text_is_the_invalid_json_422_on_every_route(client: TestClient) -> None:
+    """Invalid UTF-8 cannot be JSON text: the same 422 as invalid JSON, whoever parses the body."""
+    for path in ("/predict", "/recommend", "/admin/reload"):
+        _error(client.post(path, content=b"\xff\xfe{", headers=JSON), 422, "invalid_json")
+        _error(client.post(path, content=b"{nope", headers=JSON), 422, "invalid_json")
+
+
+def test_405_allows_every_method_of_the_path(client: TestClient) -> None:
+    response = client.delete("/predict")
+    _error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+    assert client.put("/health").headers["allow"] == "GET, HEAD"
 
 
 def test_missing_body_and_wrong_content_type_are_422(client: TestClient) -> None:
@@ -293,19 +305,25 @@ def test_fold_in_ratings_off_the_scale_or_of_wrong_type_are_422(
     assert response.json()["code"] in {"validation_error", "invalid_request"}
 
 
-def test_fold_in_duplicate_movies_are_422_naming_the_movie(client: TestClient, bundle: Bundle) -> None:
+def test_fold_in_movie_rated_twice_counts_once_with_its_last_rating(
+    client: TestClient, bundle: Bundle
+) -> None:
+    # Schema-valid, so accepted (the OpenAPI cannot say "unique by movie_id"): the last rating wins, as a
+    # stored rating is replaced by the newer one.
     a, b = (int(m) for m in bundle.movie_ids.ids[:2])
-    ratings = [{"movie_id": a, "rating": 4}, {"movie_id": b, "rating": 3}, {"movie_id": b, "rating": 3}]
-    _error(
-        client.post("/recommend", json={"ratings": ratings}), 422, "invalid_request", str(b), "more than once"
-    )
+    twice = [{"movie_id": a, "rating": 4}, {"movie_id": b, "rating": 1}, {"movie_id": b, "rating": 5}]
+    once = [{"movie_id": a, "rating": 4}, {"movie_id": b, "rating": 5}]
+    response = client.post("/recommend", json={"ratings": twice})
+    assert response.status_code == 200, response.text
+    assert response.json() == client.post("/recommend", json={"ratings": once}).json()
+    assert response.json() != client.post("/recommend", json={"ratings": once[:1] + twice[1:2]}).json()
 
 
-def test_fold_in_duplicate_unknown_movies_are_also_refused(client: TestClient, bundle: Bundle) -> None:
-    ratings = [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}] + [
-        {"movie_id": 999_999_999, "rating": 2}
-    ] * 2
-    _error(client.post("/recommend", json={"ratings": ratings}), 422, "invalid_request", "999999999")
+def test_fold_in_of_only_unknown_movies_is_the_new_user_list(client: TestClient, bundle: Bundle) -> None:
+    ratings = [{"movie_id": 999_999_999, "rating": 2}] * 2
+    body = client.post("/recommend", json={"ratings": ratings, "k": 5}).json()
+    assert body["strategy"] == "cold_start" and body["ignored_movie_ids"] == [999_999_999]
+    assert body["items"] == client.get("/recommend/999999999", params={"k": 5}).json()["items"]
 
 
 def test_fold_in_rating_entries_refuse_unknown_fields(client: TestClient, bundle: Bundle) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import layout_fixtures
+from helpers import layout_fixtures, real_data_candidates, real_data_dir, real_data_skip_reason
 
 import movierec.data.readers as readers_module
 from movierec.data import (
@@ -24,7 +24,7 @@ from movierec.errors import DataError, UnknownLayoutError
 from movierec.hashing import sha256_file
 
 FIXTURES = layout_fixtures()
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
+REAL_DATA = real_data_dir() or real_data_candidates()[0]
 HEADER = "userId,movieId,rating,timestamp\n"
 RATINGS_DTYPES = {"user_id": "int64", "movie_id": "int64", "rating": "float32", "timestamp": "int64"}
 
@@ -518,7 +518,7 @@ def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
 
 def test_real_ml_latest_small_loads() -> None:
     if not (REAL_DATA / "ratings.csv").is_file():
-        pytest.skip(f"real data not found at {REAL_DATA}; download ml-latest-small there to run this test")
+        pytest.skip(real_data_skip_reason())
 
     data = load_ratings(REAL_DATA)
 

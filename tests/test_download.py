@@ -202,6 +202,8 @@ def test_unreachable_server_fails_fast_with_a_local_copy_hint(tmp_path: Path) ->
     assert "could not reach" in message
     assert f"http://127.0.0.1:{port}/datasets/{NAME}.zip" in message
     assert "--data /path/to/ml-latest-small" in message
+    # After `make run` the user drives make, not the trainer: the hint names make's form too (issue 14, 4.3).
+    assert "DATA=/path/to/ml-latest-small make run" in message
     assert "MOVIEREC_DATA_BASE_URL" in message
     assert not (tmp_path / "data").exists()
 

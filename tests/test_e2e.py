@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,17 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servers import running_uvicorn
 
 from movierec.artifacts import MANIFEST, point_latest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "e2e-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -45,55 +36,17 @@ def model_root(tiny_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def server(model_root: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MOVIEREC_MODEL_DIR": str(model_root / "latest"),
-        "MOVIEREC_ADMIN_TOKEN": TOKEN,
-        "MOVIEREC_DEVICE": "cpu",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("uvicorn did not become ready in 60 s")
+    env = {"MOVIEREC_MODEL_DIR": str(model_root / "latest"), "MOVIEREC_ADMIN_TOKEN": TOKEN}
+    with running_uvicorn(env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.slow
-def test_uvicorn_serves_predictions_and_recommendations(server: str) -> None:
+def test_uvicorn_serves_predictions_and_recommendations(server: str, model_root: Path) -> None:
     with httpx.Client(base_url=server, timeout=10) as client:
-        assert client.get("/health").json() == {"status": "ok", "run_id": None}
+        served = (model_root / "latest").resolve().name
+        assert client.get("/health").json() == {"status": "ok", "run_id": served}
+        assert client.head("/health").status_code == 200
         user = client.get("/model").json()
         assert user["model_kind"] == "bias"
         rec = client.get("/recommend/1", params={"k": 3, "exclude_rated": "false"})

@@ -135,7 +135,7 @@ def test_startup_refuses_a_missing_model_dir(tmp_path: Path) -> None:
 
 def _assert_still_serving(client: TestClient, run_id: str) -> None:
     assert client.get("/model").json()["run_id"] == run_id
-    assert client.get("/ready").json() == {"status": "ready", "run_id": run_id}
+    assert client.get("/ready").json() == {"status": "ready", "run_id": run_id, "database": "ok"}
     prediction = client.post("/predict", json={"user_id": 1, "movie_id": 10})
     assert prediction.status_code == 200 and 0.5 <= prediction.json()["predicted_rating"] <= 5.0
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import real_data_dir, real_data_skip_reason
 
 from movierec.artifacts import load_bundle
 from movierec.data import RatingsData
@@ -19,13 +20,6 @@ from training.ranker import (
     interactions,
     rank_users,
     top_singular,
-)
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_CANDIDATES = (
-    Path("/work/shared/data/ml-latest-small"),
-    REPO_ROOT.parent / "shared/data/ml-latest-small",
-    REPO_ROOT / "data/ml-latest-small",
 )
 
 
@@ -70,6 +64,19 @@ def test_top_singular_agrees_with_a_dense_svd() -> None:
     spectrum = top_singular(x, rank=10)
     np.testing.assert_allclose(spectrum.s, s[:10], rtol=1e-9)
     np.testing.assert_allclose(spectrum.factors.T @ spectrum.factors, np.eye(10), atol=1e-9)
+
+
+def test_the_sparse_svd_path_of_large_data_agrees_with_a_dense_svd(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both sides above the Gram limit, as at ml-25m size: the PROPACK path.
+    import training.ranker
+
+    monkeypatch.setattr(training.ranker, "GRAM_MAX_SIDE", 20)
+    users, movies = _tiny_binary(seed=5, n_users=60, n_movies=45)
+    x = interactions(users, movies, 60, 45)
+    s = np.linalg.svd(x.toarray(), compute_uv=False)
+    spectrum = top_singular(x, rank=12)
+    np.testing.assert_allclose(spectrum.s, s[:12], rtol=1e-7)
+    np.testing.assert_allclose(spectrum.factors.T @ spectrum.factors, np.eye(12), atol=1e-7)
 
 
 def test_stored_arrays_are_float32_and_score_like_the_math() -> None:
@@ -169,13 +176,9 @@ def test_load_rejects_ranker_arrays_that_do_not_match(tiny_bundle_dir: Path, tmp
 @pytest.mark.slow
 def test_ease_ranks_heldout_ml_latest_small() -> None:
     """Held-out EASE NDCG@10 >= 0.27 (the prototype: 0.2855 at full rank), few obscure movies, no one hit."""
-    data_dir = next((d for d in DATA_CANDIDATES if (d / "ratings.csv").is_file()), None)
+    data_dir = real_data_dir()
     if data_dir is None:
-        pytest.skip(
-            "ml-latest-small is in none of "
-            + ", ".join(str(d) for d in DATA_CANDIDATES)
-            + "; run `python -m training download ml-latest-small`"
-        )
+        pytest.skip(real_data_skip_reason())
     from movierec.data import load_ratings
     from movierec.split import split_mask
     from training.config import TrainConfig

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import real_data_candidates, real_data_dir, real_data_skip_reason
 
 from movierec.artifacts import load_bundle
 from movierec.data import load_ratings
 from movierec.recommender import Recommender
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small"
+DATA = real_data_dir() or real_data_candidates()[0]
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def real_bias_run(tmp_path_factory):
     if not (DATA / "ratings.csv").is_file():
-        pytest.skip(f"ml-latest-small is not at {DATA}; run `python -m training download ml-latest-small`")
+        pytest.skip(real_data_skip_reason())
     from training.config import TrainConfig
     from training.pipeline import train_run
 
@@ -49,7 +48,7 @@ def test_bias_ranking_looks_like_the_notebook(real_bias_run):
 def test_default_model_reaches_its_heldout_rmse_bar(kind, bar):
     """Issue 4's bars: nn <= 0.875 and the fourth kind (bpmf with side features) <= 0.855, default settings."""
     if not (DATA / "ratings.csv").is_file():
-        pytest.skip(f"ml-latest-small is not at {DATA}; run `python -m training download ml-latest-small`")
+        pytest.skip(real_data_skip_reason())
     from movierec.split import split_mask
     from training.config import TrainConfig
     from training.pipeline import Indexed, evaluate, select_and_fit

@@ -1,14 +1,16 @@
 """Command line of the trainer.
 
-python -m training download ml-latest-small [--data-root data]
+python -m training download ml-latest-small [--data-root data]   (stdout: the directory it unpacked to, only)
 python -m training train --data DIR [--model {dot,bias,nn,svdpp,bpmf}] [--output-dir models] [--no-refit] ...
 python -m training analyze models/latest [--predict USER_ID MOVIE_ID] [--plot curves.png]
+python -m training import-db --data DIR --database URL
 python -m training synth --out DIR --users N --movies M --ratings R
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -18,13 +20,18 @@ from pathlib import Path
 from movierec.errors import MovieRecError
 from movierec.model_config import MODEL_KINDS
 from training.config import TrainConfig, TrainerSettings
+from training.native_log import once_native_startup_lines
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    dl = sub.add_parser("download", help="download and unpack a GroupLens MovieLens data set")
+    dl = sub.add_parser(
+        "download",
+        help="download and unpack a GroupLens MovieLens data set; prints only the directory it produced "
+        "(ml-10m: ml-10M100K) on stdout, so scripts can use `$(python -m training download NAME)`",
+    )
     dl.add_argument("name", help="e.g. ml-latest-small, ml-100k, ml-1m, ml-25m")
     dl.add_argument(
         "--data-root", type=Path, default=None, help="where to unpack (default: $MOVIEREC_DATA_ROOT or data/)"
@@ -81,7 +88,11 @@ def _parser() -> argparse.ArgumentParser:
         "--timestamp-col", default="timestamp", help="single-file input: timestamp column ('' for none)"
     )
     tr.add_argument("--movies", type=Path, default=None, help="single-file input: a movies.csv for titles")
-    tr.add_argument("--quiet", action="store_true", help="one line per epoch instead of the progress bar")
+    tr.add_argument(
+        "--quiet",
+        action="store_true",
+        help="one line per epoch instead of the progress bar (the default when the output is not a terminal)",
+    )
 
     an = sub.add_parser("analyze", help="bias ranking, a prediction and learning curves of an artifact")
     an.add_argument("artifact", type=Path, nargs="?", default=Path("models/latest"))
@@ -91,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument(
         "--plot", type=Path, default=None, help="write learning curves and the bias ranking as PNG"
     )
+
+    im = sub.add_parser("import-db", help="load a MovieLens directory into the ratings database")
+    im.add_argument("--data", type=Path, required=True, help="a MovieLens directory (any layout)")
+    im.add_argument("--database", required=True, help="SQLAlchemy URL, e.g. sqlite:///data/movierec.db")
 
     sy = sub.add_parser("synth", help="generate synthetic ratings with planted low-rank structure")
     sy.add_argument("--out", type=Path, required=True)
@@ -118,6 +133,10 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
     os.environ.setdefault("KERAS_BACKEND", settings.keras_backend)
     from movierec.data import ColumnNames, load_ratings
     from training.pipeline import train_run
+    from training.progress import keras_verbose
+
+    with once_native_startup_lines():
+        import keras  # noqa: F401  (loads the backend here, whose native start-up lines would print twice)
 
     started = time.perf_counter()
     overrides: dict[str, object] = {
@@ -160,7 +179,7 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
         f"({data.layout} layout), seed {config.seed}, {config.split} split"
     )
     output_dir = args.output_dir or settings.output_dir
-    result = train_run(data, config, output_dir, verbose=2 if args.quiet else 1)
+    result = train_run(data, config, output_dir, verbose=keras_verbose(args.quiet))
     m = result.manifest.metrics
     refit = result.manifest.refit
     print(
@@ -239,6 +258,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Line by line, so that printed lines, log lines (stderr) and Keras's epochs keep their order in a log file.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = TrainerSettings()
     try:
@@ -248,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(args, settings)
         if args.command == "analyze":
             return _cmd_analyze(args)
+        if args.command == "import-db":
+            from training.import_db import import_directory
+
+            print(import_directory(args.data, args.database))
+            return 0
         return _cmd_synth(args)
     except MovieRecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from training.progress import progress
+
 F64 = NDArray[np.float64]
 
 
@@ -141,11 +143,13 @@ def gibbs_posterior_mean(
     side_prior_precision: float = 1.0,
     validation: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None = None,
     rating_scale: tuple[float, float] = (0.5, 5.0),
+    verbose: int = 0,
 ) -> PosteriorMean:
     """Sample `sweeps` times, average the samples after `burn_in`, and reduce the average to rank `rank`.
 
     With `side_tables` (user and movie feature tables), each row's prior mean is a linear function of its
-    features, sampled along with everything else; without, it is zero.
+    features, sampled along with everything else; without, it is zero. `verbose` > 0 reports the sweeps on
+    standard error (a bar on a terminal, lines in a log: training/progress.py).
     """
     if sweeps <= burn_in:
         raise ValueError(f"sweeps ({sweeps}) must exceed burn_in ({burn_in}) to keep any sample")
@@ -192,11 +196,13 @@ def gibbs_posterior_mean(
 
     user_mean: F64 | None = None
     movie_mean: F64 | None = None
+    bar = progress(f"Gibbs sampling ({len(y):,} ratings)", sweeps, unit="sweeps", enabled=verbose > 0)
     for sweep in range(sweeps):
         draw, user_mean = sample(users, q[movies], b_movie[movies], n_users, user_mean, user_table)
         p, b_user = draw[:, :-1], draw[:, -1]
         draw, movie_mean = sample(movies, p[users], b_user[users], n_movies, movie_mean, movie_table)
         q, b_movie = draw[:, :-1], draw[:, -1]
+        bar.update(1)
         if sweep < burn_in:
             continue
         kept_p.append(p)
@@ -208,6 +214,7 @@ def gibbs_posterior_mean(
             val_sum = pred if val_sum is None else val_sum + pred
             mean_pred = np.clip(val_sum / len(kept_p), *rating_scale)
             val_rmse.append(float(np.sqrt(np.mean((mean_pred - v_r) ** 2))))
+    bar.close()
     n_kept = len(kept_p)
     # mean_s p^s . q^s = [p^1 .. p^S]/sqrt(S) . [q^1 .. q^S]/sqrt(S): reduce that product to rank r exactly
     # (best approximation in Frobenius norm) without forming the n_users x n_movies matrix.

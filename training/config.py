@@ -109,6 +109,12 @@ class RankerConfig(BaseModel):
         min_length=1,
         description="L2 candidates, chosen on validation",
     )
+    max_ranked_users: int = Field(
+        5_000,
+        ge=1,
+        description="users whose lists score a validation or held-out ranking (a fixed random sample beyond "
+        "that): ranking every user of ml-25m costs users x movies x rank per L2 candidate",
+    )
     like_threshold: float = Field(3.5, description="predicted rating at which the rating gate is one half")
     like_temperature: float = Field(0.6, gt=0, description="softness of the rating gate (rating units)")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from movierec.data import detect_layout
 from movierec.errors import DataError, DownloadError
+from training.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def download_dataset(
     *,
     base_url: str = DEFAULT_BASE_URL,
     timeout: float = 30.0,
+    show_progress: bool = True,
 ) -> Path:
     """Make a MovieLens data set available under ``data_root``, downloading it if needed.
 
@@ -69,6 +71,7 @@ def download_dataset(
         data_root: The directory that holds data sets; created if missing.
         base_url: Where ``{name}.zip`` and ``{name}.zip.md5`` live (GroupLens or a mirror).
         timeout: Seconds to wait for the server on each connect or read.
+        show_progress: Report bytes, rate and time left on standard error (training/progress.py).
 
     Returns:
         The directory holding the unpacked layout, ``data_root / folder_name(name)``, ready for
@@ -108,7 +111,7 @@ def download_dataset(
             dir=data_root, prefix=f".{name}-", suffix=".zip.part", delete=False
         ) as f:
             archive = Path(f.name)
-        actual_md5 = _fetch_file(zip_url, archive, name, timeout)
+        actual_md5 = _fetch_file(zip_url, archive, name, timeout, show_progress)
         if actual_md5 != expected_md5:
             raise DownloadError(
                 f"checksum mismatch for {zip_url}: expected MD5 {expected_md5}, got {actual_md5}; "
@@ -141,10 +144,12 @@ def _has_layout(directory: Path) -> bool:
 
 
 def _unreachable(url: str, name: str, reason: object) -> DownloadError:
+    local = f"/path/to/{folder_name(name)}"
     return DownloadError(
         f"could not reach {url} ({reason}). To use a local copy instead, download it elsewhere, unpack "
-        f"it, and pass --data /path/to/{folder_name(name)}; or set {BASE_URL_ENV} to a mirror that "
-        f"serves {DATASETS[name]} and {DATASETS[name]}.md5."
+        f"it, and train on it: `python -m training train --data {local}`, or with make "
+        f"`DATA={local} make run` (or `make train`). Or set {BASE_URL_ENV} to a mirror that serves "
+        f"{DATASETS[name]} and {DATASETS[name]}.md5."
     )
 
 
@@ -182,7 +187,7 @@ def _parse_md5(text: str, url: str) -> str:
     raise DownloadError(f"{url} holds no MD5 checksum I can read (got {text[:100]!r})")
 
 
-def _fetch_file(url: str, destination: Path, name: str, timeout: float) -> str:
+def _fetch_file(url: str, destination: Path, name: str, timeout: float, show_progress: bool = True) -> str:
     """Stream a URL into a file, checking its length; returns the hex MD5 of what arrived."""
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
@@ -193,11 +198,17 @@ def _fetch_file(url: str, destination: Path, name: str, timeout: float) -> str:
             "downloading %s (%s)", url, f"{expected / 1e6:.1f} MB" if expected is not None else "size unknown"
         )
         try:
-            with destination.open("wb") as out:
+            with (
+                destination.open("wb") as out,
+                progress(
+                    f"downloading {name}", expected, unit="B", unit_scale=True, enabled=show_progress
+                ) as bar,
+            ):
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
+                    bar.update(len(chunk))
         except http.client.IncompleteRead as error:
             received += len(error.partial)
             raise _truncated(url, received, expected) from error

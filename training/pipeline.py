@@ -69,14 +69,19 @@ def train_run(
     train_mask = split_mask(ratings, config.split, config.seed, config.train_fraction)
     train_rows, heldout = ratings[train_mask], ratings[~train_mask]
     train_all = Indexed.from_frame(train_rows)
-    log.info("fitting %s on %d train ratings", config.model.kind, len(train_all.ratings))
     selection, eval_model = select_and_fit(
         config, train_all, data.rating_scale, movies=data.movies, verbose=verbose
     )
+    log.info("evaluating on the test split (%d held-out ratings)", len(heldout))
     metrics = _report(config, selection, eval_model, evaluate(eval_model, heldout))
     final = eval_model
     if config.refit:
-        log.info("refitting on all %d ratings for %d epochs", len(ratings), selection.epochs)
+        log.info(
+            "%s: refitting on all %d ratings for %d epochs (the served model)",
+            _phase(config, "refit"),
+            len(ratings),
+            selection.epochs,
+        )
         final = fit(
             config,
             Indexed.from_frame(ratings),
@@ -135,11 +140,32 @@ def select_and_fit(
     split, while everything about it was chosen without the held-out rows. A kind that chooses no epochs on
     validation (bpmf) is fitted once on the whole train split, which is then both.
     """
-    if not kind_named(config.model.kind).chooses_epochs_on_validation:
+    kind = config.model.kind
+    if not kind_named(kind).chooses_epochs_on_validation:
+        log.info(
+            "%s: fitting %s on the train split (%d ratings), to be evaluated",
+            _phase(config, "evaluated"),
+            kind,
+            len(train_all.ratings),
+        )
         model = fit(config, train_all, rating_scale, validation=None, movies=movies, verbose=verbose)
         return model, model
     fit_part, validation = carve_validation(train_all, config)
+    log.info(
+        "%s: fitting %s on the validation carve (%d ratings) to choose epochs on %d validation ratings",
+        _phase(config, "selection"),
+        kind,
+        len(fit_part.ratings),
+        len(validation[2]),
+    )
     selection = fit(config, fit_part, rating_scale, validation=validation, movies=movies, verbose=verbose)
+    log.info(
+        "%s: fitting %s on the whole train split (%d ratings) for the chosen %d epochs, to be evaluated",
+        _phase(config, "evaluated"),
+        kind,
+        len(train_all.ratings),
+        selection.epochs,
+    )
     model = fit(
         config,
         train_all,
@@ -151,6 +177,15 @@ def select_and_fit(
         verbose=verbose,
     )
     return selection, model
+
+
+def _phase(config: TrainConfig, name: str) -> str:
+    """`phase i/n` of a run's fits: choosing epochs (kinds that do), the evaluated fit, the refit (when on)."""
+    phases = ["selection"] if kind_named(config.model.kind).chooses_epochs_on_validation else []
+    phases.append("evaluated")
+    if config.refit:
+        phases.append("refit")
+    return f"phase {phases.index(name) + 1}/{len(phases)}"
 
 
 def carve_validation(train_all: Indexed, config: TrainConfig) -> tuple[Indexed, Validation]:

@@ -37,7 +37,6 @@ def require_admin(
     response_model=ReloadResponse,
     dependencies=[Depends(require_admin)],
     responses={
-        400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},

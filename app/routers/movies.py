@@ -45,6 +45,7 @@ async def bias_ranking(request: Request) -> Response:
         {
             "movie_id": int(ids[idx]),
             "title": recommender.titles[idx],
+            "genres": recommender.genres[idx],
             "bias": round(bias, 4),
             "n_ratings": int(recommender.n_ratings[idx]),
         }
@@ -66,7 +67,7 @@ async def movie(movie_id: MovieId, loaded: LoadedDep) -> MovieResponse:
         title=info.title,
         genres=info.genres,
         n_ratings=info.n_ratings,
-        mean_rating=info.mean_rating,
+        mean_rating=round(info.mean_rating, 4),  # float32 in the artifact: no 4.487100124359131
         bias=None if info.bias is None else round(info.bias, 4),
     )
 

@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.database import database_state
 from app.dependencies import LoadedDep, MetricsDep
-from app.errors import error_response
-from app.schemas import ErrorResponse, ModelInfo, StatusResponse
+from app.errors import error_response, public_detail
+from app.schemas import ErrorResponse, ModelInfo, ModelWatchInfo, StatusResponse
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=StatusResponse)
-async def health() -> StatusResponse:
-    """Liveness: the process answers."""
-    return StatusResponse(status="ok")
+# HEAD answers like GET (load balancers probe with it); one documented operation per path.
+@router.head("/health", include_in_schema=False, response_model=None)
+@router.get("/health", response_model=StatusResponse, response_model_exclude_none=True)
+async def health(request: Request) -> StatusResponse:
+    """Liveness: the process answers (with the served run, once one is loaded)."""
+    loaded = request.app.state.holder.current
+    return StatusResponse(status="ok", run_id=None if loaded is None else loaded.recommender.run_id)
 
 
+@router.head("/ready", include_in_schema=False, response_model=None)
 @router.get("/ready", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
 async def ready(request: Request) -> StatusResponse | Response:
-    """Readiness: 200 once a model is loaded and serving, 503 before."""
+    """Readiness: 200 once a model is loaded and serving, 503 before. `database` reports the ratings database
+    but never fails the check: without it the model still serves (only rating writes answer 503)."""
     loaded = request.app.state.holder.current
     if loaded is None:
         return error_response(503, "not_ready", "no model is loaded yet")
-    return StatusResponse(status="ready", run_id=loaded.recommender.run_id)
+    database = await database_state(request.app)
+    return StatusResponse(status="ready", run_id=loaded.recommender.run_id, database=database)
 
 
 @router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
-async def model_info(loaded: LoadedDep) -> ModelInfo:
+async def model_info(loaded: LoadedDep, request: Request) -> ModelInfo:
     """The served model's manifest: kind, run id, metrics, data fingerprint, and the device in use.
 
     `evaluated_model` is the model the metrics describe, `served_model` the one answering; after a refit on all
@@ -51,7 +60,20 @@ async def model_info(loaded: LoadedDep) -> ModelInfo:
         served_model=m.served_model,
         device=loaded.device,
         loaded_at=loaded.loaded_at,
+        model_watch=_watch_info(request),
     )
+
+
+def _watch_info(request: Request) -> ModelWatchInfo | None:
+    watcher = getattr(request.app.state, "model_watch", None)
+    if watcher is None:
+        return None
+    state = asdict(watcher.state)
+    # Names, never where they live on the server (as every error message: app.errors.public_detail).
+    state["watching"] = public_detail(state["watching"])
+    if state["last_error"] is not None:
+        state["last_error"] = public_detail(state["last_error"])
+    return ModelWatchInfo(**state)
 
 
 @router.get("/genres", response_model=list[str], responses={503: {"model": ErrorResponse}})

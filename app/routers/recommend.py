@@ -10,17 +10,20 @@ from starlette.responses import Response
 
 from app.body import json_body_openapi, parse_json_body
 from app.dependencies import check_limit, current_model
+from app.errors import ApiError
+from app.lists import rank_list
 from app.query import parameters_openapi, parse_params
 from app.responses import FastJSONResponse
 from app.routing import DirectRoute
 from app.schemas import ErrorResponse, FoldInRequest, RecommendParams, RecommendResponse
-from movierec.recommender import Ranked, Recommender
+from app.user_vectors import user_list_query
+from movierec.recommender import ListQuery, Ranked, Recommender
 
 router = APIRouter(tags=["recommendations"], route_class=DirectRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
-# The body route also answers 400 (a body that is not even text) and 413 (over MOVIEREC_MAX_BODY_BYTES).
-_BODY_ERRORS = {**_ERRORS, 400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
+# The body route also answers 413 (over MOVIEREC_MAX_BODY_BYTES).
+_BODY_ERRORS = {**_ERRORS, 413: {"model": ErrorResponse}}
 
 
 def _items(recommender: Recommender, ranked: Ranked) -> list[dict[str, Any]]:
@@ -53,21 +56,27 @@ async def recommend_for_user(request: Request) -> Response:
     # app state, because FastAPI's per-parameter solving cost more than the scoring itself.
     params = parse_params(request, RecommendParams)
     check_limit("k", params.k, request.app.state.settings.max_k)
-    recommender = current_model(request).recommender
-    ranked = recommender.recommend(
+    loaded = current_model(request)
+    recommender = loaded.recommender
+    # A user with stored ratings is served from their re-solved vector (app/user_vectors.py); the list is
+    # scored inline or together with concurrent requests' (app/lists.py).
+    query, user_vector = await user_list_query(
+        request,
+        recommender,
         params.user_id,
         params.k,
         exclude_rated=params.exclude_rated,
         genres=params.genre,
         min_ratings=params.min_ratings,
     )
+    ranked = query if isinstance(query, Ranked) else await rank_list(request, loaded, query)
     return FastJSONResponse(
         {
             "user_id": params.user_id,
             "strategy": ranked.strategy,
             "ranking": ranked.ranking,
             "items": _items(recommender, ranked),
-            "ignored_movie_ids": [],
+            "user_vector": user_vector,
         }
     )
 
@@ -80,22 +89,42 @@ async def recommend_for_user(request: Request) -> Response:
 )
 async def recommend_for_ratings(request: Request) -> Response:
     """Top-k for a new or anonymous user from their ratings, folded in without retraining."""
+    if request.query_params:
+        # The options live in the body; a query string here is a client mistake, never silently ignored.
+        raise ApiError(
+            422,
+            "validation_error",
+            f"POST /recommend takes no query parameters (got {', '.join(sorted(request.query_params))}): "
+            "put the list options in the JSON body",
+        )
     body = await parse_json_body(request, FoldInRequest)
     settings = request.app.state.settings
     check_limit("k", body.k, settings.max_k)
     check_limit("ratings", len(body.ratings), settings.max_fold_in_ratings)
-    recommender = current_model(request).recommender
+    loaded = current_model(request)
+    recommender = loaded.recommender
     movies = np.array([r.movie_id for r in body.ratings], dtype=np.int64)
     ratings = np.array([r.rating for r in body.ratings], dtype=np.float64)
-    ranked = recommender.recommend_for_ratings(
-        movies, ratings, body.k, genres=body.genre, min_ratings=body.min_ratings
+
+    def fold_in() -> tuple[ListQuery | Ranked, list[int]]:
+        return recommender.fold_in_query(
+            movies, ratings, body.k, genres=body.genre, min_ratings=body.min_ratings
+        )
+
+    # An optimiser-based fold-in (nn) takes milliseconds: off the event loop, bounded (app/offload.py).
+    query, ignored = (
+        await request.app.state.heavy_work.run(fold_in)
+        if recommender.scorer.fold_in_is_iterative
+        else fold_in()
     )
+    ranked = query if isinstance(query, Ranked) else await rank_list(request, loaded, query)
     return FastJSONResponse(
         {
             "user_id": None,
-            "strategy": "fold_in",
+            "strategy": ranked.strategy,
             "ranking": ranked.ranking,
             "items": _items(recommender, ranked),
-            "ignored_movie_ids": ranked.ignored,
+            "ignored_movie_ids": ignored,
+            "user_vector": "fold_in" if ranked.strategy == "fold_in" else "none",
         }
     )

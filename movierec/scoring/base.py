@@ -35,6 +35,9 @@ class Scorer(ABC):
 
     name: ClassVar[str]
     """The family's name, as recorded in the manifest (`scorer`) and keyed in `SCORER_FAMILIES`."""
+    fold_in_is_iterative: ClassVar[bool] = False
+    """True when `fold_in` runs an optimiser (milliseconds) rather than a closed-form solve (microseconds):
+    the service then folds in off the event loop."""
 
     def __init__(
         self,
@@ -109,6 +112,16 @@ class Scorer(ABC):
 
         Returns a fresh array the caller may write to (ranking adds its filters in place).
         """
+
+    def raw_catalogue_block(self, user_vecs: F32, user_bias: F32) -> F32:
+        """Raw scores of several user vectors (b, k) with their biases (b,) against every movie: (b, n_movies).
+
+        Micro-batched lists are scored this way (one matrix product instead of b); a fresh array. The default
+        scores row by row, for families whose catalogue scoring is not one product.
+        """
+        return np.stack(
+            [self.raw_catalogue(vec, float(b)) for vec, b in zip(user_vecs, user_bias, strict=True)]
+        )
 
     # ---- ratings ----------------------------------------------------------------------------------------
 

@@ -46,6 +46,12 @@ class _OnDevice:
         # convert_to_numpy copies, so the caller may write to the result like the numpy path's.
         return np.asarray(ops.convert_to_numpy(self.raw_scores(vec, bias)[0]), dtype=np.float32)
 
+    def raw_catalogue_block(self, user_vecs: F32, user_bias: F32) -> F32:
+        ops = self._ops
+        vecs = ops.convert_to_tensor(np.asarray(user_vecs, dtype=np.float32))
+        bias = ops.convert_to_tensor(np.asarray(user_bias, dtype=np.float32))
+        return np.asarray(ops.convert_to_numpy(self.raw_scores(vecs, bias)), dtype=np.float32)
+
     def top_k_users(self, user_idx: I64, k: int) -> tuple[F32, I64]:
         """Top-k raw scores and movie indices for a batch of known users, computed entirely on the device."""
         ops = self._ops

@@ -32,6 +32,12 @@ class FactorScorer(Scorer):
         scores += user_bias
         return scores
 
+    def raw_catalogue_block(self, user_vecs: F32, user_bias: F32) -> F32:
+        scores: F32 = np.asarray(user_vecs, dtype=np.float32) @ self.movie_factors_t
+        scores += self.movie_bias
+        scores += np.asarray(user_bias, dtype=np.float32)[:, None]
+        return scores
+
     def fold_in(self, movie_idx: I64, ratings: F32, l2: float, steps: int = 200) -> tuple[F32, float]:
         """Ridge regression in raw-score space (the head is inverted on the targets), `l2` on the vector and
         the bias (the bias only when the model learned biases). `steps` is unused: the solve is exact.

@@ -16,6 +16,7 @@ class MlpScorer(Scorer):
     """Numpy scoring of `relu([p_u, q_i] W + b) w_out + b_out`; the fold-in is gradient descent (Adam)."""
 
     name = "mlp"
+    fold_in_is_iterative = True
 
     def _prepare(self, arrays: dict[str, NDArray[Any]]) -> None:
         kernel = np.asarray(arrays["hidden_kernel"], dtype=np.float32)

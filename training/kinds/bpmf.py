@@ -64,6 +64,7 @@ class BpmfKind(ModelKind):
             seed=config.seed,
             validation=validation,
             rating_scale=rating_scale,
+            verbose=verbose,
         )
         width = posterior.user_factors.shape[1]  # export_rank, or fewer when few samples were kept
         model = build_model(

@@ -1,0 +1,61 @@
+"""uvicorn on 127.0.0.1 in a subprocess, for the tests that talk to the service over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_uvicorn(env: dict[str, str], *, ready_timeout: float = 60, workers: int = 1) -> Iterator[str]:
+    """`uvicorn app.main:app` with `env` added to this process's environment; yields its base URL once
+    /ready answers 200, and stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    proc = subprocess.Popen(
+        [*command, "--log-level", "warning"],
+        cwd=ROOT,
+        env={**os.environ, "MOVIEREC_DEVICE": "cpu", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"uvicorn did not become ready in {ready_timeout:.0f} s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

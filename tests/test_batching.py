@@ -1,0 +1,137 @@
+"""Micro-batched lists and bounded costly work: the batcher, the block scoring it relies on, and the 503."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.batching import MicroBatcher
+from app.errors import ApiError
+from app.main import create_app
+from app.offload import HeavyWork
+from app.settings import Settings
+from movierec.artifacts import load_bundle
+from movierec.recommender import ListQuery, Ranked, Recommender
+
+
+def test_a_lone_request_runs_at_once_and_concurrent_ones_share_a_batch() -> None:
+    sizes: list[int] = []
+    release = threading.Event()
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        sizes.append(len(items))
+        if len(sizes) == 1:
+            release.wait(5)  # the first batch is slow: the others arrive meanwhile
+        return [ValueError(f"bad {i}") if i == 7 else i * 10 for i in items]
+
+    async def scenario() -> list[object]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, max_batch=4)
+        first = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.sleep(0.05)  # the first is running alone now
+        rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 10)]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        batcher.close()
+        return results
+
+    results = asyncio.run(scenario())
+    assert sizes == [1, 4, 4, 1]  # alone, then the waiting ones in batches of at most max_batch
+    assert results[:7] == [0, 10, 20, 30, 40, 50, 60] and results[8:] == [80, 90]
+    assert isinstance(results[7], ValueError)  # an item's own error reaches only that item
+
+
+def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on() -> None:
+    calls = 0
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("scoring failed")
+        return list(items)
+
+    async def scenario() -> tuple[BaseException | int, int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch)
+        failed = await asyncio.gather(batcher.submit(1), return_exceptions=True)
+        after = await batcher.submit(2)
+        batcher.close()
+        return failed[0], after
+
+    failed, after = asyncio.run(scenario())
+    assert isinstance(failed, RuntimeError) and after == 2
+
+
+@pytest.fixture(scope="module")
+def recommender(tiny_bundle_dir: Path) -> Recommender:
+    return Recommender(load_bundle(tiny_bundle_dir))
+
+
+def test_lists_scored_together_equal_lists_scored_alone(recommender: Recommender) -> None:
+    users = [int(u) for u in recommender.bundle.user_ids.ids[:12]]
+    queries = []
+    for n, user in enumerate(users):
+        query = recommender.list_query(
+            user, 5 + n % 3, exclude_rated=n % 2 == 0, genres=["Comedy"] if n % 4 == 0 else None
+        )
+        assert isinstance(query, ListQuery)
+        queries.append(query)
+    together = recommender.rank_lists(queries)
+    for query, ranked in zip(queries, together, strict=True):
+        alone = recommender.rank_lists([query])[0]
+        assert ranked.movie_index.tolist() == alone.movie_index.tolist()
+        np.testing.assert_allclose(ranked.scores, alone.scores, rtol=1e-5)
+        assert ranked.rank_scores is not None and alone.rank_scores is not None
+        np.testing.assert_allclose(ranked.rank_scores, alone.rank_scores, rtol=1e-4, atol=1e-7)
+
+
+def test_heavy_work_refuses_beyond_its_capacity_with_503_and_retry_after() -> None:
+    async def scenario() -> list[object]:
+        heavy = HeavyWork(threads=1, queue=1)
+        slow = [asyncio.ensure_future(heavy.run(lambda: time.sleep(0.3) or 1)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        refused = await asyncio.gather(heavy.run(lambda: 2), return_exceptions=True)
+        return [*(await asyncio.gather(*slow)), refused[0], heavy.refused]
+
+    first, second, refused, count = asyncio.run(scenario())
+    assert (first, second, count) == (1, 1, 1)
+    assert isinstance(refused, ApiError) and refused.status == 503
+    assert refused.headers == {"Retry-After": "1"}
+
+
+@pytest.fixture(scope="module")
+def batching_client(tiny_bundle_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(model_dir=tiny_bundle_dir, list_batching="on"))) as client:
+        yield client
+
+
+def test_batched_lists_over_http_equal_the_inline_ones(
+    batching_client: TestClient, tiny_bundle_dir: Path
+) -> None:
+    ids = [int(u) for u in load_bundle(tiny_bundle_dir).user_ids.ids[:24]]
+    with TestClient(create_app(Settings(model_dir=tiny_bundle_dir, list_batching="off"))) as inline:
+        expected = {u: inline.get(f"/recommend/{u}?k=7").json()["items"] for u in ids}
+    with ThreadPoolExecutor(8) as pool:
+        got = dict(
+            zip(ids, pool.map(lambda u: batching_client.get(f"/recommend/{u}?k=7").json(), ids), strict=True)
+        )
+    for user, body in got.items():
+        # The same movies in the same order; scores equal up to float32 summation order (GEMM vs GEMV).
+        assert [i["movie_id"] for i in body["items"]] == [i["movie_id"] for i in expected[user]]
+        for item, alone in zip(body["items"], expected[user], strict=True):
+            assert item["predicted_rating"] == pytest.approx(alone["predicted_rating"], abs=2e-4)
+            assert item["rank_score"] == pytest.approx(alone["rank_score"], rel=1e-3, abs=2e-6)
+    stats = batching_client.app.state.list_batcher.stats  # type: ignore[attr-defined]
+    assert stats.items >= len(ids) and stats.batches <= stats.items
+
+
+def test_recommend_is_unchanged_for_a_ranked_cold_start(recommender: Recommender) -> None:
+    assert isinstance(recommender.list_query(999_999_999, 5), Ranked)

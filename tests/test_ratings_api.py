@@ -1,0 +1,358 @@
+"""The /users rating endpoints through HTTP: auth, validation, pages, forget, export, immediate effect on reads,
+concurrency through uvicorn, two API processes on one database, and a database outage."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from servers import running_uvicorn
+from store_helpers import BACKENDS, database_url
+
+from app.main import create_app
+from app.settings import Settings
+from movierec.artifacts import load_bundle
+from movierec.store import RatingStore
+
+KEY = "test-api-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with database_url(request.param, tmp_path_factory.mktemp("ratings-db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(tiny_bundle_dir: Path, db_url: str) -> Iterator[TestClient]:
+    settings = Settings(
+        model_dir=tiny_bundle_dir,
+        api_key=KEY,
+        database_url=db_url,
+        device="cpu",
+        max_k=50,
+        user_cache_size=64,
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle_dir: Path):
+    return load_bundle(tiny_bundle_dir)
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code, body
+    return body
+
+
+def _busy_user(bundle, skip: int = 0) -> int:
+    """The (skip+1)-th most active user who still has at least 20 unrated movies."""
+    counts = np.diff(bundle.user_ratings.indptr)
+    eligible = np.where(counts <= len(bundle.movie_ids) - 20, counts, -1)
+    return int(bundle.user_ids.ids[np.argsort(-eligible, kind="stable")[skip]])
+
+
+def _unrated_movie(bundle, user: int) -> int:
+    rated = set(bundle.user_ratings.movies_of(bundle.user_ids.index(user)).tolist())
+    return int(next(bundle.movie_ids.ids[i] for i in range(len(bundle.movie_ids)) if i not in rated))
+
+
+# ---- auth ------------------------------------------------------------------------------------------------
+
+
+def test_without_a_configured_key_the_endpoints_say_how_to_enable_them(
+    tiny_bundle_dir: Path, tmp_path
+) -> None:
+    settings = Settings(model_dir=tiny_bundle_dir, database_url=f"sqlite:///{tmp_path}/x.db", device="cpu")
+    with TestClient(create_app(settings)) as test_client:
+        body = _error(
+            test_client.put("/users/1/ratings/10", json={"rating": 4}, headers=AUTH), 403, "writes_disabled"
+        )
+        assert "MOVIEREC_API_KEY" in body["detail"]
+        _error(test_client.get("/users/1/ratings"), 403, "writes_disabled")
+
+
+def test_a_missing_key_is_401_with_a_challenge_and_a_wrong_one_403(client: TestClient) -> None:
+    response = client.get("/users/1/ratings")
+    _error(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+    _error(client.get("/users/1/ratings", headers={"Authorization": "Bearer nope"}), 403, "forbidden")
+    _error(client.get("/users/1/export", headers={"Authorization": "Basic eDp5"}), 401, "unauthorized")
+    # A person's ratings are never readable without the key, the admin token included.
+    _error(client.delete("/users/1", headers={"Authorization": "Bearer test-admin-token"}), 403, "forbidden")
+
+
+# ---- validation ------------------------------------------------------------------------------------------
+
+
+def test_ratings_are_checked_against_the_scale_its_steps_and_the_catalogue(
+    client: TestClient, bundle
+) -> None:
+    movie = int(bundle.movie_ids.ids[0])
+    _error(client.put(f"/users/1/ratings/{movie}", json={"rating": 7}, headers=AUTH), 422, "invalid_request")
+    _error(client.put(f"/users/1/ratings/{movie}", json={"rating": 0}, headers=AUTH), 422, "invalid_request")
+    body = _error(
+        client.put(f"/users/1/ratings/{movie}", json={"rating": 4.3}, headers=AUTH), 422, "invalid_request"
+    )
+    assert "0.5" in body["detail"]
+    _error(
+        client.put(f"/users/1/ratings/{movie}", json={"rating": "4"}, headers=AUTH), 422, "validation_error"
+    )
+    _error(client.put(f"/users/1/ratings/{movie}", json={}, headers=AUTH), 422, "validation_error")
+    _error(client.put("/users/1/ratings/999999", json={"rating": 4}, headers=AUTH), 404, "unknown_movie")
+    _error(client.put(f"/users/0/ratings/{movie}", json={"rating": 4}, headers=AUTH), 422, "validation_error")
+    _error(client.get("/users/1/ratings?limit=51", headers=AUTH), 422, "limit_exceeded")
+    _error(client.get("/users/1/ratings?cursor=%%%", headers=AUTH), 422, "validation_error")
+    # Any cursor of the documented form is served (a position past everything is an empty last page).
+    empty = client.get("/users/1/ratings?cursor=0_0", headers=AUTH).json()
+    assert empty["items"] == [] and empty["next_cursor"] is None
+
+
+# ---- the endpoints ---------------------------------------------------------------------------------------
+
+
+def test_put_is_idempotent_and_pages_come_newest_first(client: TestClient, bundle) -> None:
+    user = 7_000_001
+    movies = [int(m) for m in bundle.movie_ids.ids[:7]]
+    for movie in movies:
+        response = client.put(f"/users/{user}/ratings/{movie}", json={"rating": 3.5}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        assert response.json()["rating"] == 3.5 and response.json()["movie_id"] == movie
+    again = client.put(f"/users/{user}/ratings/{movies[2]}", json={"rating": 5}, headers=AUTH)
+    assert again.status_code == 200
+    items, cursor = [], None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = client.get(f"/users/{user}/ratings", params=params, headers=AUTH).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [i["movie_id"] for i in items] == [movies[2], *reversed([m for m in movies if m != movies[2]])]
+    assert items[0]["rating"] == 5.0 and set(items[0]) == {"movie_id", "rating", "updated_at"}
+    assert client.delete(f"/users/{user}/ratings/{movies[0]}", headers=AUTH).status_code == 204
+    assert client.delete(f"/users/{user}/ratings/{movies[0]}", headers=AUTH).status_code == 204  # idempotent
+    export = client.get(f"/users/{user}/export", headers=AUTH).json()
+    assert len(export["ratings"]) == 6 and [r["movie_id"] for r in export["removed"]] == [movies[0]]
+    assert export["model_ratings"] == [] and export["forgotten_at"] is None
+    receipt = client.delete(f"/users/{user}", headers=AUTH).json()
+    assert receipt == {"user_id": user, "deleted_ratings": 6, "forgotten": True}
+    assert client.get(f"/users/{user}/ratings", headers=AUTH).json()["items"] == []
+    assert client.get(f"/users/{user}/export", headers=AUTH).json()["forgotten_at"] is not None
+
+
+# ---- immediate effect ------------------------------------------------------------------------------------
+
+
+def test_a_write_is_reflected_by_the_next_recommend_and_predict(client: TestClient, bundle) -> None:
+    user = _busy_user(bundle)
+    movie = _unrated_movie(bundle, user)
+    before = client.get(f"/recommend/{user}", params={"k": 50}).json()
+    assert before["user_vector"] == "trained"
+    pred_before = client.post("/predict", json={"user_id": user, "movie_id": movie}).json()
+    assert pred_before["user_vector"] == "trained"
+    top = before["items"][0]["movie_id"]
+    assert client.put(f"/users/{user}/ratings/{top}", json={"rating": 0.5}, headers=AUTH).status_code == 200
+    after = client.get(f"/recommend/{user}", params={"k": 50}).json()
+    assert after["user_vector"] == "fold_in" and after["strategy"] == "personalized"
+    assert top not in [i["movie_id"] for i in after["items"]]  # now rated, so excluded
+    pred = client.post("/predict", json={"user_id": user, "movie_id": top}).json()
+    assert pred["user_vector"] == "fold_in" and pred["user_known"] and not pred["fallback"]
+    # Rating it lowest pulls its prediction down; rating it highest pushes it up.
+    assert client.put(f"/users/{user}/ratings/{top}", json={"rating": 5}, headers=AUTH).status_code == 200
+    high = client.post("/predict", json={"user_id": user, "movie_id": top}).json()
+    assert high["predicted_rating"] > pred["predicted_rating"]
+    batch = client.post(
+        "/predict",
+        json={
+            "instances": [
+                {"user_id": user, "movie_id": top},
+                {"user_id": _busy_user(bundle, 1), "movie_id": top},
+            ]
+        },
+    ).json()["predictions"]
+    assert [p["user_vector"] for p in batch] == ["fold_in", "trained"]
+    assert batch[0]["predicted_rating"] == high["predicted_rating"]
+
+
+def test_an_unknown_user_becomes_known_with_their_first_rating(client: TestClient, bundle) -> None:
+    user, movie = 8_000_001, int(bundle.movie_ids.ids[3])
+    cold = client.get(f"/recommend/{user}").json()
+    assert cold["strategy"] == "cold_start" and cold["user_vector"] == "none"
+    assert client.post("/predict", json={"user_id": user, "movie_id": movie}).json()["fallback"]
+    assert client.put(f"/users/{user}/ratings/{movie}", json={"rating": 4.5}, headers=AUTH).status_code == 200
+    warm = client.get(f"/recommend/{user}").json()
+    assert warm["strategy"] == "personalized" and warm["user_vector"] == "fold_in"
+    pred = client.post("/predict?strict=true", json={"user_id": user, "movie_id": movie}).json()
+    assert pred["user_known"] and not pred["fallback"]
+
+
+def test_forgetting_a_trained_user_drops_their_training_history(client: TestClient, bundle) -> None:
+    user = _busy_user(bundle, 2)
+    assert client.get(f"/users/{user}/export", headers=AUTH).json()["model_ratings"]
+    assert client.delete(f"/users/{user}", headers=AUTH).status_code == 200
+    after = client.get(f"/recommend/{user}").json()
+    assert after["strategy"] == "cold_start" and after["user_vector"] == "none"
+    assert client.get(f"/users/{user}/export", headers=AUTH).json()["model_ratings"] == []
+
+
+# ---- operations and documentation ------------------------------------------------------------------------
+
+
+def test_metrics_ready_and_openapi(client: TestClient) -> None:
+    assert client.get("/ready").json()["database"] == "ok"
+    metrics = client.get("/metrics").text
+    assert 'movierec_ratings_written_total{operation="put"}' in metrics
+    assert "movierec_rating_write_duration_seconds_bucket" in metrics
+    assert "movierec_user_vector_cache_entries" in metrics
+    document = client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["ApiKey"]["description"],
+    }
+    for path, method in [
+        ("/users/{user_id}/ratings/{movie_id}", "put"),
+        ("/users/{user_id}/ratings/{movie_id}", "delete"),
+        ("/users/{user_id}/ratings", "get"),
+        ("/users/{user_id}", "delete"),
+        ("/users/{user_id}/export", "get"),
+    ]:
+        operation = document["paths"][path][method]
+        assert operation["security"] == [{"ApiKey": []}]
+        assert {"401", "403", "503"} <= set(operation["responses"])
+    limit = next(
+        p for p in document["paths"]["/users/{user_id}/ratings"]["get"]["parameters"] if p["name"] == "limit"
+    )
+    assert limit["schema"]["anyOf"][0]["maximum"] == 50
+    put = document["paths"]["/users/{user_id}/ratings/{movie_id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["examples"]["half star"]["value"] == {
+        "rating": 4.5
+    }
+
+
+# ---- outage ----------------------------------------------------------------------------------------------
+
+
+def test_database_down_writes_503_reads_serve_and_writes_recover(
+    tiny_bundle_dir: Path, tmp_path, bundle
+) -> None:
+    """SQLite stand-in for an outage: the database directory disappears and pooled connections drop."""
+    directory = tmp_path / "db"
+    settings = Settings(
+        model_dir=tiny_bundle_dir, api_key=KEY, database_url=f"sqlite:///{directory}/m.db", device="cpu"
+    )
+    user, movie = _busy_user(bundle), int(bundle.movie_ids.ids[1])
+    with TestClient(create_app(settings)) as test_client:
+        assert (
+            test_client.put(f"/users/{user}/ratings/{movie}", json={"rating": 4}, headers=AUTH).status_code
+            == 200
+        )
+        store: RatingStore = test_client.app.state.store
+        shutil.move(directory, tmp_path / "away")
+        store.engine.dispose()
+        down = test_client.put(f"/users/{user}/ratings/{movie}", json={"rating": 3}, headers=AUTH)
+        body = _error(down, 503, "database_unavailable")
+        assert "retry" in body["detail"] and down.headers["retry-after"] == "5"
+        _error(test_client.get(f"/users/{user}/ratings", headers=AUTH), 503, "database_unavailable")
+        reads = test_client.get(f"/recommend/{user}")
+        assert reads.status_code == 200 and reads.json()["user_vector"] == "trained"
+        assert test_client.post("/predict", json={"user_id": user, "movie_id": movie}).status_code == 200
+        ready = test_client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["database"] == "unavailable"
+        shutil.move(tmp_path / "away", directory)
+        back = test_client.put(f"/users/{user}/ratings/{movie}", json={"rating": 3}, headers=AUTH)
+        assert back.status_code == 200, back.text
+        assert test_client.get(f"/recommend/{user}").json()["user_vector"] == "fold_in"
+        assert test_client.get("/ready").json()["database"] == "ok"
+
+
+# ---- through uvicorn -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_64_concurrent_clients_through_uvicorn_leave_exactly_the_right_rows(
+    tiny_bundle_dir: Path, db_url: str, bundle
+) -> None:
+    """64 client threads, 3,000 PUTs over 400 repeated pairs: one row per pair with its value, exact versions."""
+    rng = random.Random(1)
+    movies = [int(m) for m in bundle.movie_ids.ids[:20]]
+    users = list(range(9_100_001, 9_100_021))
+    writes = [(rng.choice(users), rng.choice(movies)) for _ in range(3_000)]
+
+    def value(user: int, movie: int) -> float:
+        return 0.5 + ((user + movie * 3) % 10) * 0.5
+
+    env = {
+        "MOVIEREC_MODEL_DIR": str(tiny_bundle_dir),
+        "MOVIEREC_API_KEY": KEY,
+        "MOVIEREC_DATABASE_URL": db_url,
+    }
+    errors: list[str] = []
+    with running_uvicorn(env, ready_timeout=90) as base:
+
+        def client_thread(chunk: list[tuple[int, int]]) -> None:
+            with httpx.Client(base_url=base, headers=AUTH, timeout=60) as http:
+                for user, movie in chunk:
+                    response = http.put(f"/users/{user}/ratings/{movie}", json={"rating": value(user, movie)})
+                    if response.status_code != 200:
+                        errors.append(f"{response.status_code} {response.text}")
+
+        threads = [threading.Thread(target=client_thread, args=(writes[i::64],)) for i in range(64)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        metrics = httpx.get(f"{base}/metrics").text
+    assert not errors, errors[:3]
+    assert 'movierec_ratings_written_total{operation="put"} 3000.0' in metrics
+    store = RatingStore(db_url)
+    try:
+        rows = {(u, m): r for u, m, r, _ in store.all_ratings() if u in set(users)}
+        assert rows == {(u, m): value(u, m) for u, m in set(writes)}
+        per_user = Counter(u for u, _ in writes)
+        assert {u: store.user_state(u).version for u in per_user} == dict(per_user)
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_a_write_through_one_process_is_read_by_another_at_once(
+    tiny_bundle_dir: Path, db_url: str, bundle
+) -> None:
+    user = _busy_user(bundle, 3)
+    movie = _unrated_movie(bundle, user)
+    env = {
+        "MOVIEREC_MODEL_DIR": str(tiny_bundle_dir),
+        "MOVIEREC_API_KEY": KEY,
+        "MOVIEREC_DATABASE_URL": db_url,
+    }
+    with running_uvicorn(env, ready_timeout=90) as writer, running_uvicorn(env, ready_timeout=90) as reader:
+        pair = {"user_id": user, "movie_id": movie}
+        first = httpx.post(f"{reader}/predict", json=pair).json()
+        assert first["user_vector"] == "trained"
+        for rating in (0.5, 5.0, 0.5):
+            put = httpx.put(f"{writer}/users/{user}/ratings/{movie}", json={"rating": rating}, headers=AUTH)
+            assert put.status_code == 200
+            # The reader cached this user's vector at the previous version: its next request must see the write.
+            seen = httpx.post(f"{reader}/predict", json=pair).json()
+            assert seen["user_vector"] == "fold_in"
+            own = httpx.post(f"{writer}/predict", json=pair).json()
+            assert seen["predicted_rating"] == own["predicted_rating"]
+            listed = httpx.get(f"{reader}/recommend/{user}", params={"k": 50}).json()
+            assert movie not in [i["movie_id"] for i in listed["items"]]
+        assert httpx.delete(f"{reader}/users/{user}", headers=AUTH).status_code == 200
+        assert httpx.get(f"{writer}/recommend/{user}").json()["strategy"] == "cold_start"
