@@ -59,7 +59,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     app.state.holder.set(loaded)
     app.state.metrics.set_model(loaded.recommender.run_id, loaded.recommender.kind)
-    log.info("serving %s (%s) on %s", loaded.recommender.run_id, loaded.recommender.kind, device)
+    log.info(
+        "serving %s (%s) on %s; a top-10 list costs %.2f ms",
+        loaded.recommender.run_id,
+        loaded.recommender.kind,
+        device,
+        loaded.list_cost_ms,
+    )
     await start_store(app)  # people's own ratings; an unreachable database is a warning, not a failure
     # Follow `latest` (MOVIEREC_MODEL_POLL_SECONDS): a retrain reaches every process with no admin call.
     async with watch_model(app.state.holder, settings, device, app.state.metrics) as watcher:

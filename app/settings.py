@@ -52,9 +52,9 @@ class Settings(BaseSettings):
     list_batching_min_ms: float = Field(1.0, ge=0, description="auto list batching threshold")
     list_batch_max: int = Field(64, ge=1, description="most lists scored in one batch")
     heavy_threads: int = Field(
-        1, ge=1, description="threads for costly requests (large batches, slow fold-ins)"
+        4, ge=1, description="threads for costly requests (large batches, slow fold-ins)"
     )
-    heavy_queue: int = Field(16, ge=0, description="costly requests that may wait; beyond: 503 + Retry-After")
+    heavy_queue: int = Field(64, ge=0, description="costly requests that may wait; beyond: 503 + Retry-After")
     offload_min_body_bytes: int = Field(
         8_192,
         ge=0,

@@ -161,24 +161,24 @@ async def resolve_users(
     request: Request, recommender: Recommender, user_ids: Sequence[int]
 ) -> dict[int, UserVector]:
     """`resolve_user` for the distinct users of a batch: one query for all versions, then a solve per miss."""
-    store = get_store(request)
-    cache = get_cache(request)
-    distinct = sorted(set(user_ids))
+    store, cache = get_store(request), get_cache(request)
+    return await run_read(store, lambda: resolve_users_now(store, cache, recommender, user_ids))
 
-    def work() -> dict[int, UserVector]:
-        states = store.user_states(distinct)
-        found: dict[int, UserVector] = {}
-        for user, state in states.items():
+
+def resolve_users_now(
+    store: RatingStore, cache: UserVectorCache, recommender: Recommender, user_ids: Sequence[int]
+) -> dict[int, UserVector]:
+    """`resolve_users` in the calling thread (a request already running off the event loop)."""
+    found: dict[int, UserVector] = {}
+    try:
+        for user, state in store.user_states(sorted(set(user_ids))).items():
             entry = _lookup(store, cache, recommender, user, state)
             if entry is not None:
                 found[user] = entry
-        return found
-
-    try:
-        return await run_read(store, work)
     except StoreUnavailableError as exc:
         log.warning("serving a batch from the trained model: %s", exc)
         return {}
+    return found
 
 
 def source_of(recommender: Recommender, user_id: int, resolved: UserVector | None) -> Source:

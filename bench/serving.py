@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: `bench.serving_load` imports from here
 PYTHON = sys.executable
 CEILING = "ceiling"
 

@@ -135,3 +135,28 @@ def test_batched_lists_over_http_equal_the_inline_ones(
 
 def test_recommend_is_unchanged_for_a_ranked_cold_start(recommender: Recommender) -> None:
     assert isinstance(recommender.list_query(999_999_999, 5), Ranked)
+
+
+def test_batches_answered_off_the_event_loop_equal_the_inline_answers(tiny_bundle_dir: Path) -> None:
+    bundle = load_bundle(tiny_bundle_dir)
+    pairs = [
+        {"user_id": int(u), "movie_id": int(m)}
+        for u, m in zip(bundle.user_ids.ids[:40], bundle.movie_ids.ids[:40], strict=True)
+    ]
+    answers = []
+    for threshold in (0, 10**9):  # every body off the loop, then none
+        with TestClient(
+            create_app(Settings(model_dir=tiny_bundle_dir, offload_min_body_bytes=threshold))
+        ) as client:
+            batch = client.post("/predict", json={"instances": pairs})
+            one = client.post("/predict", json=pairs[0])
+            unknown = client.post(
+                "/predict?strict=true", json={"instances": [*pairs, {"user_id": 10**9, "movie_id": 1}]}
+            )
+            answers.append(
+                (batch.status_code, batch.json(), one.json(), unknown.status_code, unknown.json()["code"])
+            )
+            heavy = client.app.state.heavy_work  # type: ignore[attr-defined]
+            assert heavy.in_flight == 0 and heavy.refused == 0
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 200 and answers[0][3] == 404

@@ -2,8 +2,11 @@
 
 python -m training download ml-latest-small [--data-root data]   (stdout: the directory it unpacked to, only)
 python -m training train --data DIR [--model {dot,bias,nn,svdpp,bpmf}] [--output-dir models] [--no-refit] ...
+        [--workers N | --coordinator HOST:PORT --num-processes N --process-id I]   (data-parallel, on JAX)
 python -m training analyze models/latest [--predict USER_ID MOVIE_ID] [--plot curves.png]
 python -m training import-db --data DIR --database URL
+python -m training train --database URL ...   (train on what the ratings database holds, instead of --data)
+python -m training retrain --database URL [--output-dir models]   (promote a new model only if it is no worse)
 python -m training synth --out DIR --users N --movies M --ratings R
 """
 
@@ -38,7 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     tr = sub.add_parser("train", help="train a model and write a versioned artifact")
-    tr.add_argument("--data", type=Path, required=True, help="MovieLens directory, or a single ratings file")
+    source = tr.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="MovieLens directory, or a single ratings file")
+    source.add_argument(
+        "--database",
+        default=None,
+        help="SQLAlchemy URL of the ratings database (after import-db): train on the imported set and "
+        "people's own ratings as the database holds them, titles and genres from its movies tables",
+    )
     tr.add_argument(
         "--model",
         choices=list(MODEL_KINDS),
@@ -93,6 +103,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one line per epoch instead of the progress bar (the default when the output is not a terminal)",
     )
+    dp = tr.add_argument_group(
+        "data-parallel training of dot, bias, nn, svdpp (Keras DataParallel on JAX; training/distributed.py)"
+    )
+    dp.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N processes of this machine (default 1: one process, the usual backend)",
+    )
+    dp.add_argument(
+        "--coordinator", default=None, metavar="HOST:PORT", help="across machines: process 0's address"
+    )
+    dp.add_argument("--num-processes", type=int, default=None, metavar="N", help="with --coordinator")
+    dp.add_argument("--process-id", type=int, default=None, metavar="I", help="with --coordinator: 0..N-1")
 
     an = sub.add_parser("analyze", help="bias ranking, a prediction and learning curves of an artifact")
     an.add_argument("artifact", type=Path, nargs="?", default=Path("models/latest"))
@@ -106,6 +131,23 @@ def _parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import-db", help="load a MovieLens directory into the ratings database")
     im.add_argument("--data", type=Path, required=True, help="a MovieLens directory (any layout)")
     im.add_argument("--database", required=True, help="SQLAlchemy URL, e.g. sqlite:///data/movierec.db")
+
+    rt = sub.add_parser(
+        "retrain",
+        help="train a candidate on the ratings database and promote it (move latest) only if it is no worse "
+        "than the serving model on the newest ratings neither has seen (training/retrain.py)",
+    )
+    rt.add_argument("--database", required=True, help="SQLAlchemy URL of the ratings database")
+    rt.add_argument(
+        "--output-dir", type=Path, default=None, help="model root (default: $MOVIEREC_OUTPUT_DIR or models/)"
+    )
+    rt.add_argument(
+        "--report", type=Path, default=None, help="JSON report (default: <output-dir>/retrain-reports/)"
+    )
+    rt.add_argument("--min-ratings", type=int, default=None, help="held-out ratings needed to decide (200)")
+    rt.add_argument("--min-users", type=int, default=None, help="users with a held-out rating needed (20)")
+    rt.add_argument("--rmse-tolerance", type=float, default=None, help="allowed RMSE increase (0)")
+    rt.add_argument("--ndcg-tolerance", type=float, default=None, help="allowed NDCG@10 decrease (0)")
 
     sy = sub.add_parser("synth", help="generate synthetic ratings with planted low-rank structure")
     sy.add_argument("--out", type=Path, required=True)
@@ -129,7 +171,12 @@ def _cmd_download(args: argparse.Namespace, settings: TrainerSettings) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
+def _cmd_train(args: argparse.Namespace, settings: TrainerSettings, argv: list[str]) -> int:
+    from training.distributed import start
+
+    worker = start(args, argv)  # an exit status once a local multi-process job has run, a Worker, or None
+    if isinstance(worker, int):
+        return worker
     os.environ.setdefault("KERAS_BACKEND", settings.keras_backend)
     from movierec.data import ColumnNames, load_ratings
     from training.pipeline import train_run
@@ -165,7 +212,11 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
     if ranker:
         overrides["ranker"] = ranker
     config = TrainConfig.for_kind(args.model, model_fields=model_fields, **overrides)
-    if args.data.is_file():
+    if args.database is not None:
+        from movierec.store.training_data import read_training_data
+
+        data = read_training_data(args.database).data
+    elif args.data.is_file():
         columns = ColumnNames(args.user_col, args.movie_col, args.rating_col, args.timestamp_col or None)
         data = load_ratings(
             args.data, drop_invalid=args.drop_invalid, columns=columns, movies_path=args.movies
@@ -175,11 +226,14 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
     if data.dropped_rows:
         print(f"dropped {data.dropped_rows} invalid rows (--drop-invalid)")
     print(
-        f"training {config.model.kind} on {len(data.ratings):,} ratings from {data.ratings_path} "
-        f"({data.layout} layout), seed {config.seed}, {config.split} split"
+        f"training {config.model.kind} on {len(data.ratings):,} ratings from "
+        f"{data.source.get('database', data.ratings_path)} ({data.layout} layout), seed {config.seed}, {config.split} split"
     )
     output_dir = args.output_dir or settings.output_dir
     result = train_run(data, config, output_dir, verbose=keras_verbose(args.quiet))
+    if worker is not None and not worker.writes:
+        print(f"process {worker.process_id} of {worker.num_processes} trained its shard; process 0 writes")
+        return 0
     m = result.manifest.metrics
     refit = result.manifest.refit
     print(
@@ -240,6 +294,28 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retrain(args: argparse.Namespace, settings: TrainerSettings) -> int:
+    """Exit 0 whether the candidate was promoted or `latest` kept (the report says which and why)."""
+    os.environ.setdefault("KERAS_BACKEND", settings.keras_backend)
+    from training.retrain import GateSettings, retrain
+
+    with once_native_startup_lines():
+        import keras  # noqa: F401
+
+    given = {
+        "min_ratings": args.min_ratings,
+        "min_users": args.min_users,
+        "rmse_tolerance": args.rmse_tolerance,
+        "ndcg_tolerance": args.ndcg_tolerance,
+    }
+    gate = GateSettings(**{k: v for k, v in given.items() if v is not None})
+    report = retrain(
+        args.database, args.output_dir or settings.output_dir, gate=gate, report_path=args.report
+    )
+    print(report.summary())
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from training.synth import SynthSpec, write_synthetic
 
@@ -267,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "download":
             return _cmd_download(args, settings)
         if args.command == "train":
-            return _cmd_train(args, settings)
+            return _cmd_train(args, settings, list(sys.argv[1:] if argv is None else argv))
         if args.command == "analyze":
             return _cmd_analyze(args)
         if args.command == "import-db":
@@ -275,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(import_directory(args.data, args.database))
             return 0
+        if args.command == "retrain":
+            return _cmd_retrain(args, settings)
         return _cmd_synth(args)
     except MovieRecError as exc:
         print(f"error: {exc}", file=sys.stderr)

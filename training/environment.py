@@ -13,7 +13,7 @@ from movierec import __version__
 
 
 def library_versions(optional: Iterable[str] = ()) -> dict[str, str]:
-    """Versions of movierec, Python, numpy, pandas, Keras (and its backend), TensorFlow when it is the backend.
+    """Versions of movierec, Python, numpy, pandas, Keras (and its backend), TensorFlow or JAX as the backend.
 
     `optional` names further packages (e.g. "surprise" for the benchmark) recorded when they are installed.
     """
@@ -31,6 +31,10 @@ def library_versions(optional: Iterable[str] = ()) -> dict[str, str]:
         import tensorflow as tf
 
         versions["tensorflow"] = tf.__version__
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
     for name in optional:
         try:
             module = importlib.import_module(name)

@@ -2,7 +2,9 @@
 
 The database can then be the source of truth: the service's /users endpoints write to the same tables. Pairs
 people deleted through the API and the history of people who asked to be forgotten are not imported again.
-Imported rows take their MovieLens timestamp as `updated_at`; importing twice leaves the same rows (upserts).
+Imported rows take their MovieLens timestamp as `updated_at`; importing twice leaves the same rows (upserts), and
+an imported row never replaces a newer one (a person's rating of the same pair stays). The set's movie catalogue
+goes into the `movies` table: training from the database reads titles and genres (its side features) there.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ class ImportReport:
     skipped_forgotten: int
     users: int
     revision: str
+    movies: int = 0
 
     def __str__(self) -> str:
         return (
-            f"imported {self.imported} ratings of {self.users} users (schema {self.revision}); left out "
+            f"imported {self.imported} ratings of {self.users} users and {self.movies} movies "
+            f"(schema {self.revision}); left out "
             f"{self.skipped_removed} removed pairs and {self.skipped_forgotten} ratings of forgotten users"
         )
 
@@ -59,6 +63,17 @@ def import_directory(data: Path, url: str) -> ImportReport:
             else:
                 rows.append((user, movie, rating, when))
         imported = store.put_ratings_bulk(rows)
-        return ImportReport(imported, skipped_removed, skipped_forgotten, len({r[0] for r in rows}), revision)
+        catalogue = loaded.movies
+        n_movies = store.put_movies_bulk(
+            zip(
+                catalogue["movie_id"].astype("int64").tolist(),
+                catalogue["title"].astype(str).tolist(),
+                catalogue["genres"].astype(str).tolist(),
+                strict=True,
+            )
+        )
+        return ImportReport(
+            imported, skipped_removed, skipped_forgotten, len({r[0] for r in rows}), revision, n_movies
+        )
     finally:
         store.close()

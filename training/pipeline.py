@@ -21,6 +21,7 @@ from movierec.data import RatingsData
 from movierec.hashing import sha256_file
 from movierec.split import split_mask
 from training.config import TrainConfig
+from training.distributed import active_worker
 from training.environment import library_versions
 from training.fitted import FittedModel, Indexed, Validation
 from training.kinds.registry import kind_named
@@ -64,7 +65,13 @@ def train_run(
     verbose: int = 1,
     update_latest: bool = True,
 ) -> TrainResult:
-    """Run the whole pipeline and write the artifact. Nothing under `output_dir` changes unless it all succeeds."""
+    """Run the whole pipeline and write the artifact. Nothing under `output_dir` changes unless it all succeeds.
+
+    In a data-parallel job (training/distributed.py) every process fits alike; only process 0 fits the ranker
+    and writes: the others return once trained, with `run_dir` the output root and nothing written.
+    """
+    worker = active_worker()
+    writes = worker is None or worker.writes
     ratings = data.ratings
     train_mask = split_mask(ratings, config.split, config.seed, config.train_fraction)
     train_rows, heldout = ratings[train_mask], ratings[~train_mask]
@@ -91,10 +98,12 @@ def train_run(
             movies=data.movies,
             verbose=verbose,
         )
+    if worker is not None:  # the last fit all processes take together is done
+        worker.leave()
     served = final.indexed  # whose counts and rated lists the service uses
     ranker = None
     arrays = final.arrays
-    if config.ranker.enabled:
+    if config.ranker.enabled and writes:
         # On the served model's ratings; L2 chosen on the rating model's validation slice, held-out rows unseen.
         fit_part, validation = carve_validation(train_all, config)
         ranker = fit_run_ranker(
@@ -103,11 +112,16 @@ def train_run(
         log.info("ranker: L2 %g chosen on validation, %.1f s", ranker.info["l2"], ranker.seconds)
         metrics = {**metrics, **ranker.metrics}
         arrays = {**final.arrays, **ranker.arrays}
-    fingerprint = sha256_file(data.ratings_path)
+    fingerprint = data.fingerprint or sha256_file(data.ratings_path)
     run_id = new_run_id(config.model.kind, fingerprint, output_dir)
     manifest = _manifest(run_id, data, config, fingerprint, metrics, selection, eval_model, final)
     if ranker is not None:
         manifest = manifest.model_copy(update={"ranker": ranker.info})
+    if worker is not None:
+        entry = worker.manifest_entry(config.batch_size, final.graph)
+        manifest = manifest.model_copy(update={"distributed": entry})
+        if not writes:
+            return TrainResult(output_dir, manifest, selection, eval_model, final, ranker)
     run_dir = save_bundle(
         output_dir,
         run_id,
@@ -317,6 +331,7 @@ def _manifest(
             "n_movies": int(ratings["movie_id"].nunique()),
             "rating_scale": list(data.rating_scale),
             "dropped_rows": data.dropped_rows,
+            **data.source,
         },
         metrics=metrics,
         head=final.head,

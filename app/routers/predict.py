@@ -6,16 +6,26 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
+from numpy.typing import NDArray
 from starlette.responses import Response
 
 from app.body import json_body_openapi, read_json_body, validate_json_body
+from app.database import get_store
 from app.dependencies import check_limit, current_model
 from app.offload import HeavyWork
 from app.query import parameters_openapi, parse_params
 from app.responses import FastJSONResponse
 from app.routing import DirectRoute
 from app.schemas import ErrorResponse, PredictBatchResponse, Prediction, PredictParams, PredictRequest
-from app.user_vectors import predict_pair, predict_resolved, resolve_users
+from app.user_vectors import (
+    UserVector,
+    get_cache,
+    predict_pair,
+    predict_resolved,
+    resolve_users,
+    resolve_users_now,
+)
+from movierec.recommender import Recommender
 
 router = APIRouter(tags=["predictions"], route_class=DirectRoute)
 
@@ -38,43 +48,67 @@ async def predict(request: Request) -> Response:
     # The hottest route, so: async (microseconds of numpy, cheaper than a threadpool hop), a DirectRoute with
     # the model read from app state (app/routing.py), and the body parsed by pydantic-core straight from bytes
     # (about 50 µs cheaper than a FastAPI body parameter; errors keep the usual 422 shape).
-    # Large batches (by body size, a measured cost) are parsed, scored and encoded off the event loop.
     raw = await read_json_body(request)
-    heavy_work: HeavyWork | None = None
-    if len(raw) >= request.app.state.settings.offload_min_body_bytes:
-        heavy_work = request.app.state.heavy_work
-    body = (
-        validate_json_body(raw, PredictRequest)
-        if heavy_work is None
-        else await heavy_work.run(lambda: validate_json_body(raw, PredictRequest))
-    )
+    settings = request.app.state.settings
     recommender = current_model(request).recommender
-    strict = body.strict or parse_params(request, PredictParams).strict
+    query_strict = parse_params(request, PredictParams).strict
+    if len(raw) >= settings.offload_min_body_bytes:
+        # A large batch (a measured cost, by body size): parsed, resolved, scored and encoded in one hop off
+        # the event loop, bounded, so that it never stalls the cheap requests (app/offload.py).
+        store, cache = get_store(request), get_cache(request)
+
+        def batch() -> Response | PredictRequest:
+            body = validate_json_body(raw, PredictRequest)
+            if body.instances is None:  # one pair in a padded body: answered on the loop like any other
+                return body
+            users, movies = _pairs(body, settings.max_batch)
+            resolved = resolve_users_now(store, cache, recommender, users.tolist())
+            return _batch_response(recommender, users, movies, resolved, body.strict or query_strict)
+
+        heavy: HeavyWork = request.app.state.heavy_work
+        answered = await heavy.run(batch)
+        if isinstance(answered, Response):
+            return answered
+        body = answered
+    else:
+        body = validate_json_body(raw, PredictRequest)
+    strict = body.strict or query_strict
     if body.instances is None:
         assert body.user_id is not None and body.movie_id is not None  # guaranteed by the validator
         # A user with stored ratings is predicted from their re-solved vector (app/user_vectors.py).
         one = await predict_pair(request, recommender, body.user_id, body.movie_id, strict=strict)
         return FastJSONResponse(_prediction(body.user_id, body.movie_id, *one))
-    instances = body.instances
-    check_limit("instances", len(instances), request.app.state.settings.max_batch)
+    users, movies = _pairs(body, settings.max_batch)
+    resolved = await resolve_users(request, recommender, users.tolist())
+    return _batch_response(recommender, users, movies, resolved, strict)
+
+
+def _pairs(body: PredictRequest, max_batch: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    instances = body.instances or []
+    check_limit("instances", len(instances), max_batch)
     users = np.fromiter((p.user_id for p in instances), dtype=np.int64, count=len(instances))
     movies = np.fromiter((p.movie_id for p in instances), dtype=np.int64, count=len(instances))
-    resolved = await resolve_users(request, recommender, users.tolist())
+    return users, movies
 
-    def answer() -> Response:
-        preds, sources = predict_resolved(recommender, users, movies, resolved, strict=strict)
-        rows = zip(
-            users.tolist(),
-            movies.tolist(),
-            preds.ratings.tolist(),
-            preds.user_known.tolist(),
-            preds.movie_known.tolist(),
-            sources,
-            strict=True,
-        )
-        return FastJSONResponse({"predictions": [_prediction(*row) for row in rows]})
 
-    return answer() if heavy_work is None else await heavy_work.run(answer)
+def _batch_response(
+    recommender: Recommender,
+    users: NDArray[np.int64],
+    movies: NDArray[np.int64],
+    resolved: dict[int, UserVector],
+    strict: bool,
+) -> Response:
+    preds, sources = predict_resolved(recommender, users, movies, resolved, strict=strict)
+    rows = zip(
+        users.tolist(),
+        movies.tolist(),
+        preds.ratings.tolist(),
+        preds.user_known.tolist(),
+        preds.movie_known.tolist(),
+        sources,
+        strict=True,
+    )
+    return FastJSONResponse({"predictions": [_prediction(*row) for row in rows]})
 
 
 def _prediction(

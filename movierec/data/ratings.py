@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,9 +33,14 @@ class RatingsData:
             the MovieLens csv files); 0 rows with the same columns when there is no movies file.
             Movies rated but absent here are allowed: the catalogue decides how to show them.
         ratings_path: The file the ratings were read from (the data fingerprint hashes it).
-        layout: ``"csv"``, ``"dat"``, ``"100k"`` or ``"file"`` (a single ratings file).
+        layout: ``"csv"``, ``"dat"``, ``"100k"`` or ``"file"`` (a single ratings file); ``"database"`` for
+            ``movierec.store.training_data.read_training_data`` (``ratings_path`` then names the table).
         rating_scale: The inclusive (min, max) rating the data was validated against.
         dropped_rows: Rows removed by ``drop_invalid`` (0 otherwise).
+        fingerprint: The data's SHA-256 when it did not come from a file (a database read hashes the rows
+            it read); None: the trainer hashes ``ratings_path``.
+        source: Extra provenance for the manifest's ``data`` section (a database read: the URL without
+            password and the data cutoff, so that a retrain can tell which ratings are new).
     """
 
     ratings: pd.DataFrame
@@ -43,6 +49,8 @@ class RatingsData:
     layout: str
     rating_scale: tuple[float, float]
     dropped_rows: int
+    fingerprint: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 def load_ratings(

@@ -9,12 +9,14 @@ cached user vectors with. Database failures surface as `StoreUnavailableError`.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, tuple_
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from movierec.errors import InvalidRequestError, MovieRecError
 from movierec.store.engine import create_store_engine
 from movierec.store.migrate import head_revision, upgrade_engine
-from movierec.store.schema import Rating, RemovedRating, UserState
+from movierec.store.schema import AddedMovie, Movie, Rating, RemovedRating, UserState
 
 T = TypeVar("T")
 # Most ids in one `IN (...)` list (SQLite's default variable limit is far above; PostgreSQL has none to speak of).
@@ -91,6 +93,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return _EPOCH + timedelta(microseconds=int(micros)), int(movie)
 
 
+# `_USER_STATE` as plain SQL for the SQLite fast path (`RatingStore._sqlite_user_state`).
+_SQLITE_USER_STATE = "SELECT version, forgotten_at FROM user_state WHERE user_id = ?"
 # The per-request read, built once: constructing a select costs ~150 µs in SQLAlchemy, running this one ~40.
 _USER_STATE = select(UserState.version, UserState.forgotten_at).where(UserState.user_id == bindparam("user"))
 _USER_STATES = select(UserState.user_id, UserState.version, UserState.forgotten_at).where(
@@ -108,12 +112,18 @@ class RatingStore:
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         )
         self._migrated = False
+        self._thread_local = threading.local()
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def close(self) -> None:
+        held = getattr(self._thread_local, "connection", None)
+        if held is not None:
+            self._thread_local.connection = None
+            with suppress(Exception):
+                held.close()
         self.engine.dispose()
 
     # ---- plumbing ---------------------------------------------------------------------------------------
@@ -226,7 +236,8 @@ class RatingStore:
         """Upsert many (user, movie, rating, updated_at) rows: the MovieLens import.
 
         Versions are not bumped: imported ratings are what a model trains on, so serving keeps each user's
-        trained vector until they write through the API (or a retrain learns from the database).
+        trained vector until they write through the API (or a retrain learns from the database). A row only
+        replaces an older one: importing a set again never undoes a person's newer rating of the same pair.
         """
         batch: list[dict[str, Any]] = [
             {"user_id": u, "movie_id": m, "rating": r, "updated_at": t} for u, m, r, t in rows
@@ -239,6 +250,25 @@ class RatingStore:
             upsert = statement.on_conflict_do_update(
                 index_elements=["user_id", "movie_id"],
                 set_={"rating": statement.excluded.rating, "updated_at": statement.excluded.updated_at},
+                where=Rating.updated_at < statement.excluded.updated_at,
+            )
+            for start in range(0, len(batch), 5_000):
+                connection.execute(upsert, batch[start : start + 5_000])
+            return len(batch)
+
+        return self._write(work)
+
+    def put_movies_bulk(self, rows: Iterable[tuple[int, str, str]]) -> int:
+        """Upsert the imported catalogue: (movie_id, title, genres) rows, titles and genres cut to 500 chars."""
+        batch = [{"movie_id": m, "title": t[:500], "genres": g[:500]} for m, t, g in rows]
+        if not batch:
+            return 0
+
+        def work(connection: Connection) -> int:
+            statement = self._insert(Movie)
+            upsert = statement.on_conflict_do_update(
+                index_elements=["movie_id"],
+                set_={"title": statement.excluded.title, "genres": statement.excluded.genres},
             )
             for start in range(0, len(batch), 5_000):
                 connection.execute(upsert, batch[start : start + 5_000])
@@ -250,12 +280,36 @@ class RatingStore:
 
     def user_state(self, user_id: int) -> UserStateRow | None:
         """The user's version and forget marker: one primary-key read, what every personalised request costs."""
+        if self.dialect == "sqlite":
+            return self._sqlite_user_state(user_id)
 
         def work(connection: Connection) -> UserStateRow | None:
             row = connection.execute(_USER_STATE, {"user": user_id}).first()
             return None if row is None else UserStateRow(int(row[0]), _maybe_utc(row[1]))
 
         return self._read(work)
+
+    def _sqlite_user_state(self, user_id: int) -> UserStateRow | None:
+        """`user_state` on SQLite through a DBAPI connection this thread keeps: 4 µs against 34 through a
+        pooled SQLAlchemy statement (measured), on every /predict and /recommend. In WAL mode each statement
+        of an autocommit connection sees every committed write, so holding it costs no freshness."""
+        self.ensure_migrated()
+        held = getattr(self._thread_local, "connection", None)
+        try:
+            if held is None:
+                held = self._thread_local.connection = self.engine.raw_connection()
+            driver: Any = held.driver_connection  # the sqlite3.Connection
+            row = driver.execute(_SQLITE_USER_STATE, (user_id,)).fetchone()
+        except Exception as exc:  # sqlite3.Error and pool errors alike: drop the connection, say unavailable
+            self._thread_local.connection = None
+            if held is not None:
+                with suppress(Exception):
+                    held.invalidate()
+            raise StoreUnavailableError(f"the ratings database is unavailable: {exc}") from exc
+        if row is None:
+            return None
+        forgotten = None if row[1] is None else utc(datetime.fromisoformat(str(row[1])))
+        return UserStateRow(int(row[0]), forgotten)
 
     def user_states(self, user_ids: Sequence[int]) -> dict[int, UserStateRow]:
         """`user_state` of many users (a /predict batch), in chunks of ids."""
@@ -333,6 +387,44 @@ class RatingStore:
                 )
             )
             return [(int(u), int(m), float(r), utc(t)) for u, m, r, t in rows]
+
+        return self._read(work)
+
+    def ratings_frame(self) -> pd.DataFrame:
+        """Every stored rating as columns (user_id, movie_id, rating, updated_at in UTC), in (user, movie)
+        order: the columnar read training from the database uses (no Python object per row)."""
+
+        def work(connection: Connection) -> pd.DataFrame:
+            query = select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.updated_at).order_by(
+                Rating.user_id, Rating.movie_id
+            )
+            return pd.read_sql(query, connection)
+
+        frame = self._read(work)
+        frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+        return frame
+
+    def catalogue_movies(self) -> list[tuple[int, str, str]]:
+        """(movie_id, title, genres) of the imported catalogue and of movies added through the API.
+
+        An added movie's year joins its title as MovieLens writes it ("Title (2024)"), where the trainer's
+        release-decade features read it; an added movie wins over an imported one of the same id.
+        """
+
+        def work(connection: Connection) -> list[tuple[int, str, str]]:
+            found = {
+                int(m): (str(t), str(g))
+                for m, t, g in connection.execute(select(Movie.movie_id, Movie.title, Movie.genres))
+            }
+            added = connection.execute(
+                select(AddedMovie.movie_id, AddedMovie.title, AddedMovie.genres, AddedMovie.year)
+            )
+            for movie, name, genres, year in added:
+                title = str(name)
+                if year is not None and not re.search(r"\(\d{4}\)\s*$", title):
+                    title = f"{title} ({int(year)})"
+                found[int(movie)] = (title, str(genres))
+            return [(movie, title, genres) for movie, (title, genres) in sorted(found.items())]
 
         return self._read(work)
 

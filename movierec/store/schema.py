@@ -3,7 +3,8 @@
 `ratings` holds what people rated through the API; `removed_ratings` the pairs they deleted (so a rating the
 model trained on stays removed too); `user_state` one row per user who ever wrote: a version that every
 write bumps (what other processes compare their cached vectors with) and when they asked to be forgotten;
-`added_movies` movies added to the catalogue through the API.
+`added_movies` movies added to the catalogue through the API; `movies` the catalogue `python -m training
+import-db` loaded with the ratings (what training from the database reads titles and genres from).
 """
 
 from __future__ import annotations
@@ -61,3 +62,13 @@ class AddedMovie(Base):
     genres: Mapped[str] = mapped_column(String(500), nullable=False)
     year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Movie(Base):
+    """A catalogue movie imported with a MovieLens set (title with its "(year)", '|'-separated genres)."""
+
+    __tablename__ = "movies"
+
+    movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    genres: Mapped[str] = mapped_column(String(500), nullable=False)

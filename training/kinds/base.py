@@ -25,6 +25,8 @@ class ModelKind(ABC):
     name: str
     scorer_family: ScorerFamily
     chooses_epochs_on_validation: ClassVar[bool] = True
+    # Whether `--workers N` can fit it data-parallel (training/distributed.py): the Keras SGD kinds can.
+    data_parallel: ClassVar[bool] = False
 
     @abstractmethod
     def fit(

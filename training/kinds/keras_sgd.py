@@ -15,6 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from training.config import TrainConfig
+from training.distributed import active_worker
 from training.fitted import FittedModel, Indexed, Validation
 from training.kinds.base import ModelKind, ScorerFamily
 from training.metrics import damped_baselines
@@ -29,6 +30,7 @@ class KerasSgdKind(ModelKind):
 
     # Whether a later fit may borrow this kind's compiled side-feature graph (see `_restarted_graph`).
     lends_graph: ClassVar[bool] = True
+    data_parallel: ClassVar[bool] = True
 
     def __init__(self, name: str, scorer_family: ScorerFamily) -> None:
         self.name = name
@@ -93,9 +95,13 @@ class KerasSgdKind(ModelKind):
             )
         ]
         fit_kwargs: dict[str, Any] = {}
+        worker = active_worker()  # None unless this process is one of a data-parallel job
         if validation is not None:
             v_u, v_m, v_r = validation
             fit_kwargs["validation_data"] = ({"user": v_u, "movie": v_m}, v_r)
+            if worker is not None:  # its share; the evaluation step sums the metrics over all shares
+                v_u, v_m, v_r, v_w = worker.shard_validation(validation, config.seed)
+                fit_kwargs["validation_data"] = ({"user": v_u, "movie": v_m}, v_r, v_w)
             # One batch where it fits: a second, smaller batch shape would trace the evaluation step again.
             fit_kwargs["validation_batch_size"] = min(len(v_r), MAX_VALIDATION_BATCH)
             callbacks.extend(_early_stopping(keras, config))
@@ -105,12 +111,18 @@ class KerasSgdKind(ModelKind):
                 raise ValueError("fit needs either a validation slice or a learning-rate schedule")
             epochs = len(schedule)
             callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: schedule[epoch]))
-        user_idx, movie_idx, ratings, weights = _whole_batches(train, config.batch_size, config.seed)
+        batch_size = config.batch_size
+        if worker is None:
+            user_idx, movie_idx, ratings, weights = _whole_batches(train, batch_size, config.seed)
+        else:  # its share of each global batch: whole global batches, then its rows of them
+            batch_size = worker.per_process_batch(config.batch_size)
+            padded = _whole_batches(train, batch_size * worker.num_processes, config.seed)
+            user_idx, movie_idx, ratings, weights = worker.shard(padded, config.seed)
         history = model.fit(
             _inputs(user_idx, movie_idx),
             ratings,
             sample_weight=weights,
-            batch_size=config.batch_size,
+            batch_size=batch_size,
             epochs=epochs,
             shuffle=True,
             verbose=verbose,
