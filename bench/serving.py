@@ -61,6 +61,7 @@ class Scenario:
     method: str
     paths: list[str]
     bodies: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def build_scenarios(model_dir: Path, genre: str, seed: int = 0) -> dict[str, Scenario]:
@@ -145,6 +146,7 @@ local bodies = {%(bodies)s}
 local np, nb = #paths, #bodies
 wrk.method = "%(method)s"
 wrk.headers["Content-Type"] = "application/json"
+%(headers)s
 math.randomseed(os.time())
 request = function()
   local body = nil
@@ -178,6 +180,7 @@ def run_wrk(
             "paths": _lua_strings(scenario.paths),
             "bodies": _lua_strings(scenario.bodies),
             "method": scenario.method,
+            "headers": "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in scenario.headers.items()),
         }
     )
     cmd = [
