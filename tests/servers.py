@@ -22,10 +22,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def running_uvicorn(env: dict[str, str], *, ready_timeout: float = 60, workers: int = 1) -> Iterator[str]:
-    """`uvicorn app.main:app` with `env` added to this process's environment; yields its base URL once
-    /ready answers 200, and stops it afterwards."""
+def start_uvicorn(
+    env: dict[str, str], *, ready_timeout: float = 60, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`uvicorn app.main:app` with `env` added to this process's environment, once /ready answers 200: the
+    process (the caller stops it) and its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
@@ -38,19 +39,26 @@ def running_uvicorn(env: dict[str, str], *, ready_timeout: float = 60, workers: 
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"uvicorn did not become ready in {ready_timeout:.0f} s")
+
+
+@contextmanager
+def running_uvicorn(env: dict[str, str], *, ready_timeout: float = 60, workers: int = 1) -> Iterator[str]:
+    """`start_uvicorn`, stopped afterwards; yields its base URL."""
+    proc, base = start_uvicorn(env, ready_timeout=ready_timeout, workers=workers)
     try:
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"uvicorn did not become ready in {ready_timeout:.0f} s")
         yield base
     finally:
         proc.terminate()
