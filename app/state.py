@@ -15,6 +15,7 @@ from app.settings import Settings
 from movierec.artifacts import LATEST, list_runs, load_bundle
 from movierec.errors import ArtifactError
 from movierec.recommender import Recommender
+from movierec.search import title_index
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def load_model(path: Path, settings: Settings, device: str) -> LoadedModel:
             device=device,
         )
         _smoke_test(recommender)
+        # Built here, at load (a reload runs in a worker thread), not by the first search on the event loop.
+        title_index(recommender)
     except ArtifactError:
         raise
     except Exception as exc:  # any failure here means the artifact cannot serve

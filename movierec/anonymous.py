@@ -54,9 +54,7 @@ def predict_for_ratings(
     if not len(rated.movie_index):
         return scorer.fallback(np.full(len(movie_index), -1, dtype=np.int64), movie_index)
     vector, bias = scorer.fold_in(rated.movie_index, rated.ratings, recommender.fold_in_l2)
-    vectors = np.broadcast_to(vector, (len(movie_index), vector.shape[0]))
-    biases = np.full(len(movie_index), bias, dtype=np.float32)
-    return scorer.head.apply(scorer.raw_pairs_from_vectors(vectors, biases, movie_index))
+    return scorer.vector_ratings(vector, bias, movie_index)
 
 
 @dataclass(frozen=True)

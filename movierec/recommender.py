@@ -420,10 +420,7 @@ class Recommender:
             return Predictions(ratings, np.zeros(n, dtype=np.bool_), movie_known)
         ratings = np.empty(n, dtype=np.float32)
         if movie_known.any():
-            known = m_idx[movie_known]
-            vecs = np.broadcast_to(vector, (len(known), len(vector)))
-            raw = self.scorer.raw_pairs_from_vectors(vecs, np.full(len(known), bias, np.float32), known)
-            ratings[movie_known] = self.scorer.head.apply(raw)
+            ratings[movie_known] = self.scorer.vector_ratings(vector, bias, m_idx[movie_known])
         if not movie_known.all():
             # What the fallback gives a known user with an unknown movie: the head on the user's bias alone.
             missing = int((~movie_known).sum())

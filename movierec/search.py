@@ -143,7 +143,8 @@ _INDEXES_LOCK = threading.Lock()
 
 
 def title_index(recommender: Recommender) -> TitleIndex:
-    """The title index of a loaded model, built on first use and kept as long as the model is."""
+    """The title index of a loaded model, built once (app.state.load_model builds it) and kept as long as the
+    model is."""
     index = _INDEXES.get(recommender)
     if index is None:
         with _INDEXES_LOCK:

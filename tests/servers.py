@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,3 +68,20 @@ def running_uvicorn(env: dict[str, str], *, ready_timeout: float = 60, workers: 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def serving_a_copy(model_root: Path, copy_to: Path, key: str, **settings: str) -> Iterator[str]:
+    """uvicorn serving a copy of `model_root` (reloads may touch it) with ratings in a SQLite file there, and one
+    bearer `key` for both the admin and the ratings schemes, so one Authorization header covers every
+    operation; `settings` are further MOVIEREC_* variables."""
+    shutil.copytree(model_root, copy_to, dirs_exist_ok=True, symlinks=True)
+    env = {
+        "MOVIEREC_MODEL_DIR": str(copy_to / "latest"),
+        "MOVIEREC_ADMIN_TOKEN": key,
+        "MOVIEREC_API_KEY": key,
+        "MOVIEREC_DATABASE_URL": f"sqlite:///{copy_to / 'ratings.db'}",
+        **settings,
+    }
+    with running_uvicorn(env) as base:
+        yield base

@@ -12,14 +12,13 @@ must then answer 401, as its security scheme says).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import running_uvicorn
+from servers import serving_a_copy
 
 TOKEN = "fuzz-admin-token"
 # Examples per operation and phase; with ~15 operations a run takes about 30 s on two cores.
@@ -28,20 +27,8 @@ MAX_EXAMPLES = 25
 
 @pytest.fixture(scope="module")
 def server(tiny_model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("fuzz-models")
-    # A copy: the fuzzer may call /admin/reload, which must find the same runs.
-    shutil.copytree(tiny_model_root, root, dirs_exist_ok=True, symlinks=True)
-    env = {
-        "MOVIEREC_MODEL_DIR": str(root / "latest"),
-        # One secret for both bearer schemes, so that one Authorization header covers every operation.
-        "MOVIEREC_ADMIN_TOKEN": TOKEN,
-        "MOVIEREC_API_KEY": TOKEN,
-        "MOVIEREC_DATABASE_URL": f"sqlite:///{root / 'ratings.db'}",
-        "MOVIEREC_MAX_BATCH": "50",
-        "MOVIEREC_MAX_FOLD_IN_RATINGS": "50",
-        "MOVIEREC_MAX_K": "20",
-    }
-    with running_uvicorn(env) as base:
+    settings = {"MOVIEREC_MAX_BATCH": "50", "MOVIEREC_MAX_FOLD_IN_RATINGS": "50", "MOVIEREC_MAX_K": "20"}
+    with serving_a_copy(tiny_model_root, tmp_path_factory.mktemp("fuzz-models"), TOKEN, **settings) as base:
         yield base
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from servers import running_uvicorn
+from servers import serving_a_copy
 
 from movierec.artifacts import load_bundle
 
@@ -33,15 +32,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tiny_model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("typed-client-models")
-    shutil.copytree(tiny_model_root, root, dirs_exist_ok=True, symlinks=True)
-    env = {
-        "MOVIEREC_MODEL_DIR": str(root / "latest"),
-        "MOVIEREC_ADMIN_TOKEN": KEY,
-        "MOVIEREC_API_KEY": KEY,
-        "MOVIEREC_DATABASE_URL": f"sqlite:///{root / 'ratings.db'}",
-    }
-    with running_uvicorn(env) as base:
+    with serving_a_copy(tiny_model_root, tmp_path_factory.mktemp("typed-client-models"), KEY) as base:
         yield base
 
 
