@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from app.errors import error_response
 from app.settings import Settings
-from movierec.store import RatingStore, StoreUnavailableError
+from movierec.store import RatingStore, StoreUnavailableError, create_store_engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,7 +30,10 @@ def install_store(app: FastAPI, settings: Settings) -> None:
     """Create the store (no connection yet) and map `StoreUnavailableError` to a 503 with Retry-After."""
     from app.user_vectors import UserVectorCache  # app.user_vectors builds on this module
 
-    app.state.store = RatingStore(settings.database_url)
+    engine = create_store_engine(
+        settings.database_url, statement_timeout_ms=settings.database_statement_timeout_ms
+    )
+    app.state.store = RatingStore(settings.database_url, engine=engine)
     app.state.user_vectors = UserVectorCache(settings.user_cache_size)
     app.state.metrics.user_vector_cache.set_function(lambda: len(app.state.user_vectors))
 

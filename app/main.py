@@ -18,7 +18,7 @@ from app.middleware import BodySizeLimitMiddleware, Metrics, MetricsMiddleware
 from app.model_watch import watch_model
 from app.offload import HeavyWork
 from app.openapi import install_openapi
-from app.routers import admin, movies, ops, predict, ratings, recommend, web_routers
+from app.routers import admin, movies, new_movies, ops, predict, ratings, recommend, web_routers
 from app.schemas import FoldInRequest, PredictRequest
 from app.settings import Settings, get_settings
 from app.state import ModelHolder, load_model
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ops.router,
         admin.router,
         ratings.router,
+        new_movies.router,
         *web_routers.ROUTERS,
     ):
         app.include_router(router)

@@ -35,9 +35,9 @@ BODY_LIMITS = {
     ("ExplainRequest", "ratings"): ("maxItems", "max_fold_in_ratings"),
     ("ExplainRequest", "movie_ids"): ("maxItems", "max_k"),
 }
-# Parameters and body fields that name genres of the served catalogue.
+# Parameters and body fields (component, property) that name genres of the served catalogue.
 GENRE_FIELDS = {"genre"}
-GENRE_COMPONENTS = ("FoldInRequest",)
+GENRE_COMPONENTS = (("FoldInRequest", "genre"), ("NewMovieRequest", "genres"))
 # Components whose `rating` property is a rating on the served model's scale.
 RATING_COMPONENTS = ("RatingIn", "RatingBody")
 
@@ -95,14 +95,17 @@ def with_deployment_limits(document: Schema, settings: Settings, recommender: Re
             _value_schema(components[component]["properties"][field])[keyword] = getattr(settings, setting)
     if recommender is None:
         return document
-    for component in GENRE_COMPONENTS:
+    for component, field in GENRE_COMPONENTS:
         if component in components:
-            _value_schema(components[component]["properties"]["genre"])["items"]["enum"] = genres
+            _value_schema(components[component]["properties"][field])["items"]["enum"] = genres
     head = recommender.scorer.head
     for component in RATING_COMPONENTS:
         if component in components:
             rating = components[component]["properties"]["rating"]
             rating["minimum"], rating["maximum"] = head.min_rating, head.max_rating
+    # A stored rating is also held to the steps of the model's ratings (app/routers/ratings.py `check_rating`).
+    if recommender.rating_step is not None and "RatingBody" in components:
+        components["RatingBody"]["properties"]["rating"]["multipleOf"] = recommender.rating_step
     return document
 
 

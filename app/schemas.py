@@ -116,6 +116,11 @@ class Prediction(BaseModel):
         description="where the user's vector came from: 'trained' (the model), 'fold_in' (re-solved from their "
         "stored ratings, see /users), 'none' (an unknown user: fallback)",
     )
+    new_movie: bool = Field(
+        False,
+        description="true for a movie added after training (PUT /movies/{movie_id}; `movie_known` is false): "
+        "scored from its genres, release year and the ratings it has received until a retrain learns it",
+    )
 
 
 class PredictBatchResponse(BaseModel):
@@ -213,8 +218,16 @@ class MovieResponse(BaseModel):
     title: str
     genres: list[str]
     n_ratings: int
-    mean_rating: float
-    bias: float | None = Field(description="learned movie bias (null for models without biases)")
+    mean_rating: float | None = Field(description="null only for a new movie no one has rated yet")
+    bias: float | None = Field(
+        description="learned movie bias (null for models without biases); for a new movie, its estimate"
+    )
+    new: bool = Field(
+        False,
+        description="true for a movie added after training (PUT /movies/{movie_id}): `n_ratings` and "
+        "`mean_rating` count the ratings it has received since, `bias` is estimated from its genres, release "
+        "year and those ratings until a retrain learns it",
+    )
 
 
 class BiasRankingEntry(BaseModel):

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="people's own ratings (SQLAlchemy URL; postgresql://... for PostgreSQL); the default is a "
         "SQLite file under data/ relative to the working directory",
     )
+    database_statement_timeout_ms: int = Field(
+        5_000,
+        ge=0,
+        description="PostgreSQL: longest a statement of the service may run (ms; 0: no limit); past it the "
+        "request answers 503 database_unavailable instead of waiting on a hung server or a held lock",
+    )
     api_key: SecretStr | None = Field(
         None, description="bearer key of the /users rating endpoints; unset disables them (403)"
     )

@@ -14,6 +14,7 @@ import numpy as np
 from app.settings import Settings
 from movierec.artifacts import LATEST, list_runs, load_bundle
 from movierec.errors import ArtifactError
+from movierec.new_movies import new_movie_scorer
 from movierec.recommender import Recommender
 from movierec.search import title_index
 
@@ -49,6 +50,7 @@ def load_model(path: Path, settings: Settings, device: str) -> LoadedModel:
         _smoke_test(recommender)
         # Built here, at load (a reload runs in a worker thread), not by the first search on the event loop.
         title_index(recommender)
+        new_movie_scorer(recommender)  # the genre/year prior of movies added after training, likewise
     except ArtifactError:
         raise
     except Exception as exc:  # any failure here means the artifact cannot serve

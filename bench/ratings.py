@@ -9,6 +9,10 @@ bench/serving.py does) with people's ratings in a fresh SQLite file, measured in
 3. read-after-write: a PUT, then at once `GET /recommend/{id}`; the time from the PUT returning to that list,
    and whether it already reflects the write (`user_vector` "fold_in"; it must, every time);
 4. `GET /recommend/{id}` for users with stored ratings (vectors re-solved, cached) against trained users.
+Then, on a second server with a small per-user cache (`--storm-cache-size`), a write storm: `--storm-users`
+distinct new users each write `--storm-ratings` ratings and read their list (which caches their vector); the
+server's RSS and the cache's entries (its /metrics gauge) at checkpoints, so the memory the bound caps is seen
+flattening once the cache is full (`--only-cache-storm` runs just this part).
 Writes a markdown report with the raw figures as JSON.
 """
 
@@ -57,6 +61,90 @@ async def _read_after_write(base: str, users: list[int], movies: list[int]) -> d
     }
 
 
+def _cache_entries(metrics: str) -> int:
+    for line in metrics.splitlines():
+        if line.startswith("movierec_user_vector_cache_entries "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("no movierec_user_vector_cache_entries in /metrics")
+
+
+async def _storm_users(
+    base: str, users: list[int], movies: list[int], ratings: int, concurrency: int, seed: int
+) -> None:
+    """Each user writes `ratings` ratings, then reads their list (caching their re-solved vector)."""
+    import httpx
+
+    rng = np.random.default_rng(seed)
+    plan = [(u, [int(m) for m in rng.choice(movies, ratings, replace=False)]) for u in users]
+    queue: asyncio.Queue[tuple[int, list[int]]] = asyncio.Queue()
+    for item in plan:
+        queue.put_nowait(item)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            user, rated = queue.get_nowait()
+            for movie in rated:
+                (await client.put(f"/users/{user}/ratings/{movie}", json={"rating": 4.0})).raise_for_status()
+            (await client.get(f"/recommend/{user}", params={"k": 10})).raise_for_status()
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=AUTH) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+
+
+def cache_storm(
+    model_dir: Path,
+    workdir: Path,
+    port: int,
+    *,
+    users: int,
+    cache_size: int,
+    ratings: int,
+    concurrency: int,
+    checkpoints: int = 5,
+) -> dict[str, Any]:
+    """The write storm on its own server (MOVIEREC_USER_CACHE_SIZE=`cache_size`, a fresh SQLite file): RSS and
+    cache entries before it and after each of `checkpoints` equal slices of `users` distinct new users."""
+    import httpx
+
+    movies = [int(m) for m in np.load(model_dir / "movie_ids.npy")]
+    env = (
+        ("MOVIEREC_API_KEY", KEY),
+        ("MOVIEREC_DATABASE_URL", f"sqlite:///{workdir / 'storm.db'}"),
+        ("MOVIEREC_USER_CACHE_SIZE", str(cache_size)),
+    )
+    first = 50_000_000  # far above MovieLens ids: every storm user is new to the model
+    ids = list(range(first, first + users))
+    rows: list[dict[str, Any]] = []
+    with Server("bench.naive_app:create_bench_app", model_dir, ServerConfig(env=env), port) as server:
+
+        def checkpoint(done: int, seconds: float) -> None:
+            entries = _cache_entries(httpx.get(f"{server.base_url}/metrics", timeout=30).text)
+            rows.append({"users": done, "seconds": round(seconds, 1), "entries": entries, **server.memory()})
+
+        # One user first, so imports and caches of the write and read paths are warm before the baseline.
+        asyncio.run(_storm_users(server.base_url, [first - 1], movies, ratings, 1, seed=0))
+        started = time.perf_counter()
+        checkpoint(0, 0.0)
+        for i, part in enumerate(np.array_split(np.asarray(ids), checkpoints)):
+            asyncio.run(
+                _storm_users(server.base_url, part.tolist(), movies, ratings, concurrency, seed=i + 1)
+            )
+            checkpoint(rows[-1]["users"] + len(part), time.perf_counter() - started)
+    full = next((r for r in rows if r["users"] >= 2 * cache_size), rows[-1])
+    return {
+        "users": users,
+        "cache_size": cache_size,
+        "ratings_per_user": ratings,
+        "concurrency": concurrency,
+        "checkpoints": rows,
+        "max_entries": max(r["entries"] for r in rows),
+        "rss_growth_mb": round(rows[-1]["rss_mb"] - rows[0]["rss_mb"], 1),
+        # From the first checkpoint with the cache long full (2x its bound) to the end: what more users cost.
+        "rss_growth_after_full_mb": round(rows[-1]["rss_mb"] - full["rss_mb"], 1),
+        "full_at_users": full["users"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/ml-latest-small")
@@ -65,11 +153,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--port", type=int, default=8133)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/ratings")
+    parser.add_argument("--storm-users", type=int, default=5_000, help="distinct users of the write storm")
+    parser.add_argument("--storm-cache-size", type=int, default=1_000, help="the storm server's user cache")
+    parser.add_argument("--storm-ratings", type=int, default=3, help="ratings each storm user writes")
+    parser.add_argument("--only-cache-storm", action="store_true", help="run only the write storm")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="bench-ratings-") as tmp:
         workdir = Path(tmp)
         model_dir = args.model_dir.resolve() if args.model_dir else train_model(args.data, workdir)
+        storm = cache_storm(
+            model_dir,
+            workdir,
+            args.port + 1,
+            users=args.storm_users,
+            cache_size=args.storm_cache_size,
+            ratings=args.storm_ratings,
+            concurrency=args.concurrency,
+        )
+        if args.only_cache_storm:
+            load = f"httpx, {args.concurrency} clients"
+            _write({"meta": _meta(args, argv, "SQLite file (WAL)", load), "cache_storm": storm}, args.out)
+            return 0
         users = np.load(model_dir / "user_ids.npy")
         movies = np.load(model_dir / "movie_ids.npy")
         env = (
@@ -111,29 +216,73 @@ def main(argv: list[str] | None = None) -> int:
             stored = run_wrk(base, stored_lists, args.concurrency, args.duration, workdir)
             plain = run_wrk(base, trained_lists, args.concurrency, args.duration, workdir)
     result = {
-        "meta": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "model": str(args.model_dir)
-            if args.model_dir
-            else "the default artifact trained on ml-latest-small",
-            "database": "SQLite file (WAL)",
-            "load": f"wrk 1 thread, {args.concurrency} connections, {args.duration} s per row",
-            "command": " ".join(
-                [Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]
-            ),
-        },
+        "meta": _meta(
+            args,
+            argv,
+            "SQLite file (WAL)",
+            f"wrk 1 thread, {args.concurrency} connections, {args.duration} s per row",
+        ),
         "ceiling": ceiling,
         "writes": writes,
         "read_after_write": after,
         "recommend_stored_ratings_users": stored,
         "recommend_trained_users": plain,
+        "cache_storm": storm,
     }
     _write(result, args.out)
     return 0
 
 
+def _meta(args: argparse.Namespace, argv: list[str] | None, database: str, load: str) -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "model": str(args.model_dir) if args.model_dir else "the default artifact trained on ml-latest-small",
+        "database": database,
+        "load": load,
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+    }
+
+
+def _storm_lines(storm: dict[str, Any]) -> list[str]:
+    """The write storm's section: RSS and cache entries at each checkpoint."""
+    return [
+        f"Per-user cache under a write storm: {storm['users']:,} distinct new users each write "
+        f"{storm['ratings_per_user']} ratings and read their list, {storm['concurrency']} at a time, against a "
+        f"server whose cache holds at most {storm['cache_size']:,} vectors (its own uvicorn worker, a fresh "
+        f"SQLite file). Entries never exceeded {storm['max_entries']:,}; RSS grew {storm['rss_growth_mb']:.1f} MB "
+        f"over the storm, {storm['rss_growth_after_full_mb']:.1f} MB of it after {storm['full_at_users']:,} users "
+        "(the cache long full).",
+        "",
+        "| users so far | s | cache entries | RSS MB |",
+        "|---:|---:|---:|---:|",
+        *(
+            f"| {r['users']:,} | {r['seconds']:.1f} | {r['entries']:,} | {r['rss_mb']:.1f} |"
+            for r in storm["checkpoints"]
+        ),
+        "",
+    ]
+
+
 def _write(result: dict[str, Any], out: Path) -> None:
+    lines = [
+        "# Stored-ratings benchmark",
+        "",
+        f"Run {result['meta']['date']} on {result['meta']['machine']}; {result['meta']['load']}; one uvicorn worker; "
+        f"{result['meta']['database']}; model: {result['meta']['model']}. Command: `{result['meta']['command']}`.",
+        "",
+    ]
+    if "writes" in result:
+        lines += _throughput_lines(result)
+    if "cache_storm" in result:
+        lines += _storm_lines(result["cache_storm"])
+    lines += ["```json", json.dumps(result, indent=2), "```", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines))
+
+
+def _throughput_lines(result: dict[str, Any]) -> list[str]:
     ceiling = result["ceiling"]["rps"]
     rows = [
         ("ceiling (trivial JSON endpoint)", result["ceiling"]),
@@ -142,12 +291,7 @@ def _write(result: dict[str, Any], out: Path) -> None:
         ("GET /recommend/{id}, trained users", result["recommend_trained_users"]),
     ]
     after = result["read_after_write"]
-    lines = [
-        "# Stored-ratings benchmark",
-        "",
-        f"Run {result['meta']['date']} on {result['meta']['machine']}; {result['meta']['load']}; one uvicorn worker; "
-        f"{result['meta']['database']}; model: {result['meta']['model']}. Command: `{result['meta']['command']}`.",
-        "",
+    return [
         "| run | req/s | × ceiling | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
         *(
@@ -159,14 +303,7 @@ def _write(result: dict[str, Any], out: Path) -> None:
         f"`GET /recommend` after the `PUT` returned (p50 {after['p50_ms']:.2f} ms, p99 {after['p99_ms']:.2f} ms from "
         "the PUT returning to that list).",
         "",
-        "```json",
-        json.dumps(result, indent=2),
-        "```",
-        "",
     ]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

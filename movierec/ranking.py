@@ -83,6 +83,17 @@ class ItemRanker:
         """The list order of one user's (or the prior's) propensities and predicted ratings."""
         return blend(propensity, ratings, self.like_threshold, self.like_temperature)
 
+    def rank_score_bounds(self, propensity: F32) -> F32:
+        """Upper bounds of the rank scores from the propensities alone (the probability of liking is at most
+        1), in place: lets a list score ratings only for the movies that can still reach its top k."""
+        return np.maximum(propensity, _PROPENSITY_FLOOR, out=propensity)
+
+    def rank_scores_within_bounds(self, bounds: F32, ratings: F32) -> F32:
+        """`rank_scores` of movies whose `rank_score_bounds` are given: the same numbers, one step fewer."""
+        return (bounds * like_probability(ratings, self.like_threshold, self.like_temperature)).astype(
+            np.float32
+        )
+
 
 def blend(
     propensity: NDArray[Any], ratings: NDArray[Any], like_threshold: float, like_temperature: float
@@ -92,8 +103,13 @@ def blend(
     The one definition of the list order, for the service's lists and the trainer's held-out figures alike;
     elementwise, so it takes one user's catalogue or a users x movies block.
     """
-    like = 1.0 / (1.0 + np.exp(-(ratings - like_threshold) / like_temperature))
+    like = like_probability(ratings, like_threshold, like_temperature)
     return (np.maximum(propensity, _PROPENSITY_FLOOR) * like).astype(np.float32)
+
+
+def like_probability(ratings: NDArray[Any], like_threshold: float, like_temperature: float) -> NDArray[Any]:
+    """The probability that a user likes a movie, from its predicted rating (a logistic around the threshold)."""
+    return 1.0 / (1.0 + np.exp(-(ratings - like_threshold) / like_temperature))
 
 
 def ranker_array_problems(

@@ -98,6 +98,48 @@ def test_the_default_artifact_ranks_lists_with_its_ranker(recommender) -> None:
     np.testing.assert_allclose(ranked.scores, ratings[ranked.movie_index], rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("k", "genres", "min_ratings", "both_paths"),
+    [(3, None, 0, True), (5, None, 0, False), (3, ["Drama"], 5, False)],
+)
+def test_pruned_lists_are_the_whole_catalogue_lists(
+    recommender, monkeypatch, k, genres, min_ratings, both_paths
+) -> None:
+    """Rating only the movies whose propensity bound can reach the top k gives the very list that rating every
+    movie gives, for every user; the whole-catalogue fallback is taken where the bound cannot decide."""
+    import movierec.recommender as module
+
+    scorer, ranker = recommender.scorer, recommender.ranker
+    whole_catalogue = 0
+    original = scorer.raw_catalogue
+
+    def counted(*args, **kwargs):
+        nonlocal whole_catalogue
+        whole_catalogue += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "raw_catalogue", counted)
+    # A small candidate pool, so that this 80-movie catalogue exercises the pruned path and the fallback (its
+    # flat propensities rarely let the bound decide for longer or filtered lists: those check the fallback).
+    monkeypatch.setattr(module, "_PRUNED_CANDIDATES", 8)
+    users = recommender.bundle.user_ids.ids
+    for u, user in enumerate(users):
+        ranked = recommender.recommend(int(user), k, genres=genres, min_ratings=min_ratings)
+        rated = recommender.bundle.user_ratings.movies_of(u)
+        ratings = scorer.head.apply(original(scorer.user_factors[u], float(scorer.user_bias[u])))
+        expected = ranker.rank_scores(ranker.propensity(rated), ratings)
+        penalty = recommender.candidate_penalty(genres, min_ratings)
+        if penalty is not None:
+            expected += penalty
+        expected[rated] = -np.inf
+        order = np.argsort(-expected, kind="stable")
+        order = order[np.isfinite(expected[order])][:k]
+        np.testing.assert_array_equal(np.sort(ranked.movie_index), np.sort(order), err_msg=f"user {user}")
+        np.testing.assert_allclose(ranked.rank_scores, expected[order], rtol=1e-5)
+        np.testing.assert_allclose(ranked.scores, ratings[ranked.movie_index], rtol=1e-5)
+    assert 0 < whole_catalogue < len(users) if both_paths else whole_catalogue > 0
+
+
 def test_fold_in_lists_use_the_same_ranker_on_the_given_ratings(recommender) -> None:
     u = _lightest_user(recommender)
     rated = recommender.bundle.user_ratings.movies_of(u)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from postgres_server import private_postgres, why_unavailable
 from servers import running_uvicorn
 from store_helpers import BACKENDS, database_url
 
@@ -280,6 +282,60 @@ def test_database_down_writes_503_reads_serve_and_writes_recover(
         assert test_client.get("/ready").json()["database"] == "ok"
 
 
+@pytest.mark.slow
+def test_a_real_postgresql_outage_through_uvicorn(tiny_bundle_dir: Path, bundle) -> None:
+    """A private PostgreSQL server (stopping it cannot hurt other tests) behind a uvicorn API: stopped, writes
+    answer 503 at once while the model keeps serving; started again, the next write succeeds and counts, with
+    no restart of the API."""
+    reason = why_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    user = _busy_user(bundle, 5)
+    with private_postgres() as server:
+        env = {
+            "MOVIEREC_MODEL_DIR": str(tiny_bundle_dir),
+            "MOVIEREC_API_KEY": KEY,
+            "MOVIEREC_DATABASE_URL": server.url,
+        }
+        with running_uvicorn(env, ready_timeout=90) as base, httpx.Client(base_url=base, timeout=60) as http:
+            first = http.get(f"/recommend/{user}", params={"k": 5}).json()["items"][0]["movie_id"]
+            assert (
+                http.put(f"/users/{user}/ratings/{first}", json={"rating": 4}, headers=AUTH).status_code
+                == 200
+            )
+            assert http.get("/ready").json()["database"] == "ok"
+
+            server.stop("fast")
+            started = time.perf_counter()
+            down = http.put(f"/users/{user}/ratings/{first}", json={"rating": 1}, headers=AUTH)
+            took = time.perf_counter() - started
+            body = _error(down, 503, "database_unavailable")
+            assert "retry shortly" in body["detail"] and down.headers["retry-after"] == "5"
+            assert took < 3, f"a write took {took:.1f} s to fail with the database down"
+            _error(http.get(f"/users/{user}/ratings", headers=AUTH), 503, "database_unavailable")
+            listed = http.get(f"/recommend/{user}")
+            assert listed.status_code == 200 and listed.json()["user_vector"] == "trained"
+            predicted = http.post("/predict", json={"user_id": user, "movie_id": first})
+            assert predicted.status_code == 200 and predicted.json()["user_vector"] == "trained"
+            started = time.perf_counter()
+            ready = http.get("/ready")
+            assert ready.status_code == 200 and ready.json()["database"] == "unavailable"
+            assert time.perf_counter() - started < 3
+
+            server.start()
+            listed = http.get(f"/recommend/{user}", params={"k": 5}).json()
+            assert listed["user_vector"] == "fold_in"  # the write before the outage counts again
+            later = listed["items"][0]["movie_id"]
+            back = http.put(f"/users/{user}/ratings/{later}", json={"rating": 5}, headers=AUTH)
+            assert back.status_code == 200, back.text
+            after = http.get(f"/recommend/{user}", params={"k": 50}).json()
+            assert after["user_vector"] == "fold_in" and later not in [i["movie_id"] for i in after["items"]]
+            stored = http.get(f"/users/{user}/ratings", headers=AUTH).json()["items"]
+            # The write refused during the outage left nothing behind: `first` keeps its rating of 4.
+            assert {(i["movie_id"], i["rating"]) for i in stored} == {(first, 4.0), (later, 5.0)}
+            assert http.get("/ready").json()["database"] == "ok"
+
+
 # ---- through uvicorn -------------------------------------------------------------------------------------
 
 
@@ -287,14 +343,21 @@ def test_database_down_writes_503_reads_serve_and_writes_recover(
 def test_64_concurrent_clients_through_uvicorn_leave_exactly_the_right_rows(
     tiny_bundle_dir: Path, db_url: str, bundle
 ) -> None:
-    """64 client threads, 3,000 PUTs over 400 repeated pairs: one row per pair with its value, exact versions."""
+    """64 client threads, 10,000 PUTs over 400 pairs in 10 rounds: one row per pair holding the value of the last
+    round that wrote it, and each user's version equal to the number of their writes.
+
+    Within a round every write of a pair carries that round's value, so many clients write the same pair at once
+    (the upsert race) and the final value is still known; the rounds (a barrier between them) make replacing
+    values part of the race too, not only first inserts.
+    """
+    rounds, per_round, clients = 10, 1_000, 64
     rng = random.Random(1)
     movies = [int(m) for m in bundle.movie_ids.ids[:20]]
     users = list(range(9_100_001, 9_100_021))
-    writes = [(rng.choice(users), rng.choice(movies)) for _ in range(3_000)]
+    plan = [[(rng.choice(users), rng.choice(movies)) for _ in range(per_round)] for _ in range(rounds)]
 
-    def value(user: int, movie: int) -> float:
-        return 0.5 + ((user + movie * 3) % 10) * 0.5
+    def value(user: int, movie: int, round_: int) -> float:
+        return 0.5 + ((user + movie * 3 + round_ * 7) % 10) * 0.5
 
     env = {
         "MOVIEREC_MODEL_DIR": str(tiny_bundle_dir),
@@ -302,28 +365,40 @@ def test_64_concurrent_clients_through_uvicorn_leave_exactly_the_right_rows(
         "MOVIEREC_DATABASE_URL": db_url,
     }
     errors: list[str] = []
+    barrier = threading.Barrier(clients)
     with running_uvicorn(env, ready_timeout=90) as base:
 
-        def client_thread(chunk: list[tuple[int, int]]) -> None:
-            with httpx.Client(base_url=base, headers=AUTH, timeout=60) as http:
-                for user, movie in chunk:
-                    response = http.put(f"/users/{user}/ratings/{movie}", json={"rating": value(user, movie)})
-                    if response.status_code != 200:
-                        errors.append(f"{response.status_code} {response.text}")
+        def client_thread(i: int) -> None:
+            try:
+                with httpx.Client(base_url=base, headers=AUTH, timeout=60) as http:
+                    for round_, writes in enumerate(plan):
+                        for user, movie in writes[i::clients]:
+                            response = http.put(
+                                f"/users/{user}/ratings/{movie}", json={"rating": value(user, movie, round_)}
+                            )
+                            if response.status_code != 200:
+                                errors.append(f"{response.status_code} {response.text}")
+                        barrier.wait(timeout=120)
+            except Exception as exc:  # a failed client must fail the test, not leave the others waiting
+                errors.append(repr(exc))
+                barrier.abort()
 
-        threads = [threading.Thread(target=client_thread, args=(writes[i::64],)) for i in range(64)]
+        threads = [threading.Thread(target=client_thread, args=(i,)) for i in range(clients)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         metrics = httpx.get(f"{base}/metrics").text
     assert not errors, errors[:3]
-    assert 'movierec_ratings_written_total{operation="put"} 3000.0' in metrics
+    assert f'movierec_ratings_written_total{{operation="put"}} {float(rounds * per_round)}' in metrics
+    final = {(u, m): value(u, m, r) for r, writes in enumerate(plan) for u, m in writes}
     store = RatingStore(db_url)
     try:
-        rows = {(u, m): r for u, m, r, _ in store.all_ratings() if u in set(users)}
-        assert rows == {(u, m): value(u, m) for u, m in set(writes)}
-        per_user = Counter(u for u, _ in writes)
+        rows = [(u, m, r) for u, m, r, _ in store.all_ratings() if u in set(users)]
+        assert len(rows) == len(final)  # none lost, none duplicated
+        assert {(u, m): r for u, m, r in rows} == final
+        per_user = Counter(u for writes in plan for u, _ in writes)
+        assert sum(per_user.values()) == rounds * per_round
         assert {u: store.user_state(u).version for u in per_user} == dict(per_user)
     finally:
         store.close()
@@ -356,3 +431,37 @@ def test_a_write_through_one_process_is_read_by_another_at_once(
             assert movie not in [i["movie_id"] for i in listed["items"]]
         assert httpx.delete(f"{reader}/users/{user}", headers=AUTH).status_code == 200
         assert httpx.get(f"{writer}/recommend/{user}").json()["strategy"] == "cold_start"
+
+
+def test_a_postgresql_statement_held_past_the_timeout_answers_503(
+    tiny_bundle_dir: Path, tmp_path, bundle
+) -> None:
+    """A server that accepts connections but does not answer (here: another session holds an exclusive lock on
+    the ratings table) fails the write with 503 after MOVIEREC_DATABASE_STATEMENT_TIMEOUT_MS, instead of holding
+    the request; released, the next write succeeds."""
+    import psycopg
+
+    with database_url("postgresql", tmp_path) as url:
+        settings = Settings(
+            model_dir=tiny_bundle_dir,
+            api_key=KEY,
+            database_url=url,
+            device="cpu",
+            database_statement_timeout_ms=300,
+        )
+        user, movie = _busy_user(bundle, 7), int(bundle.movie_ids.ids[2])
+        with TestClient(create_app(settings)) as test_client:
+            path = f"/users/{user}/ratings/{movie}"
+            assert test_client.put(path, json={"rating": 4}, headers=AUTH).status_code == 200
+            with psycopg.connect(url) as blocker:
+                blocker.execute("LOCK TABLE ratings IN ACCESS EXCLUSIVE MODE")
+                started = time.perf_counter()
+                held = test_client.put(path, json={"rating": 2}, headers=AUTH)
+                waited = time.perf_counter() - started
+                _error(held, 503, "database_unavailable")
+                assert 0.3 <= waited < 5, waited  # it waited for the timeout, and no longer
+                assert test_client.get(f"/recommend/{user}").status_code == 200
+            # The blocker's transaction ended with its connection: the lock is gone.
+            assert test_client.put(path, json={"rating": 2}, headers=AUTH).status_code == 200
+            page = test_client.get(f"/users/{user}/ratings", headers=AUTH).json()
+            assert [(item["movie_id"], item["rating"]) for item in page["items"]] == [(movie, 2.0)]

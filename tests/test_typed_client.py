@@ -117,6 +117,13 @@ def test_every_endpoint_through_the_generated_client(
         "genres_genres_get": lambda: (plain, {}),
         "metrics_metrics_get": lambda: (plain, {}),
         "reload_admin_reload_post": lambda: (authed, {"body": body("ReloadRequest", {})}),
+        "put_movie_movies_movie_id_put": lambda: (
+            authed,
+            {
+                "movie_id": 9_000_001,
+                "body": body("NewMovieRequest", {"title": "Premiere", "genres": ["Drama"], "year": 2024}),
+            },
+        ),
         "put_rating_users_user_id_ratings_movie_id_put": lambda: (
             authed,
             {"user_id": user, "movie_id": movie, "body": body("RatingBody", {"rating": 3.5})},

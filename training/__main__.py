@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="singular directions the low-rank EASE ranker keeps (default 256; serving costs movies x N)",
+        help="singular directions the low-rank EASE ranker keeps (default 128; serving costs movies x N)",
     )
     tr.add_argument(
         "--drop-invalid", action="store_true", help="drop invalid rows (reported) instead of failing"
@@ -180,7 +180,7 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings, argv: list[s
     os.environ.setdefault("KERAS_BACKEND", settings.keras_backend)
     from movierec.data import ColumnNames, load_ratings
     from training.pipeline import train_run
-    from training.progress import keras_verbose
+    from training.progress import keras_verbose, reading_progress
 
     with once_native_startup_lines():
         import keras  # noqa: F401  (loads the backend here, whose native start-up lines would print twice)
@@ -215,14 +215,18 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings, argv: list[s
     if args.database is not None:
         from movierec.store.training_data import read_training_data
 
-        data = read_training_data(args.database).data
+        data = read_training_data(args.database, progress=reading_progress()).data
     elif args.data.is_file():
         columns = ColumnNames(args.user_col, args.movie_col, args.rating_col, args.timestamp_col or None)
         data = load_ratings(
-            args.data, drop_invalid=args.drop_invalid, columns=columns, movies_path=args.movies
+            args.data,
+            drop_invalid=args.drop_invalid,
+            columns=columns,
+            movies_path=args.movies,
+            progress=reading_progress(),
         )
     else:
-        data = load_ratings(args.data, drop_invalid=args.drop_invalid)
+        data = load_ratings(args.data, drop_invalid=args.drop_invalid, progress=reading_progress())
     if data.dropped_rows:
         print(f"dropped {data.dropped_rows} invalid rows (--drop-invalid)")
     print(
@@ -348,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_analyze(args)
         if args.command == "import-db":
             from training.import_db import import_directory
+            from training.progress import reading_progress
 
-            print(import_directory(args.data, args.database))
+            print(import_directory(args.data, args.database, progress=reading_progress()))
             return 0
         if args.command == "retrain":
             return _cmd_retrain(args, settings)

@@ -97,13 +97,15 @@ class RankerConfig(BaseModel):
     up); EASE is trained to reconstruct who-watched-what, which is what a top-N list must predict. The service
     ranks by `max(E, 0) * sigmoid((predicted_rating - like_threshold) / like_temperature)`: the threshold and
     temperature were chosen on a validation slice of train (seed 42) in the prototype; `l2` is chosen per run
-    from `l2_grid` on the run's validation slice. `rank` bounds the serving cost (n_movies x rank per request).
+    from `l2_grid` on the run's validation slice. `rank` bounds the serving cost (n_movies x rank per request):
+    128 rather than 256 halves it (a list on ml-latest-small: 300 -> 195 us) for held-out NDCG@10 of the served
+    lists within 0.3% on random:42 and random:7 and 1.7% lower on the temporal split (bias rating model).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    rank: int = Field(256, ge=1, description="singular triplets kept (full rank reproduces dense EASE)")
+    rank: int = Field(128, ge=1, description="singular triplets kept (full rank reproduces dense EASE)")
     l2_grid: tuple[float, ...] = Field(
         (30.0, 60.0, 125.0, 250.0, 500.0, 1000.0, 2000.0),
         min_length=1,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from movierec.data import load_ratings
+from movierec.data.progress import ReadProgress
 from movierec.store import RatingStore, normalise_url, upgrade_to_head
 
 
@@ -36,9 +37,13 @@ class ImportReport:
         )
 
 
-def import_directory(data: Path, url: str) -> ImportReport:
-    """Validate the ratings under `data` (any MovieLens layout) and upsert them into the database at `url`."""
-    loaded = load_ratings(data)
+def import_directory(data: Path, url: str, *, progress: ReadProgress | None = None) -> ImportReport:
+    """Validate the ratings under `data` (any MovieLens layout) and upsert them into the database at `url`.
+
+    `progress` (the CLI passes `training.progress.reading_progress()`) is told the file's read and the rows
+    written.
+    """
+    loaded = load_ratings(data, progress=progress)
     revision = upgrade_to_head(url)
     store = RatingStore(normalise_url(url))
     try:
@@ -62,7 +67,7 @@ def import_directory(data: Path, url: str) -> ImportReport:
                 skipped_forgotten += 1
             else:
                 rows.append((user, movie, rating, when))
-        imported = store.put_ratings_bulk(rows)
+        imported = store.put_ratings_bulk(rows, progress)
         catalogue = loaded.movies
         n_movies = store.put_movies_bulk(
             zip(

@@ -55,6 +55,7 @@ from movierec.store.training_data import (
 )
 from training.config import TrainConfig
 from training.pipeline import train_run
+from training.progress import reading_progress
 from training.ranker import RELEVANT_RATING, TOP_K
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,11 @@ def _decide(
     manifest = serving_bundle.manifest
     config = candidate_config or TrainConfig.model_validate(manifest.config)
     scale = manifest.data.get("rating_scale")
-    read = read_training_data(database, rating_scale=(float(scale[0]), float(scale[1])) if scale else None)
+    read = read_training_data(
+        database,
+        rating_scale=(float(scale[0]), float(scale[1])) if scale else None,
+        progress=reading_progress(),
+    )
     ratings = read.data.ratings
     cutoff = manifest.data.get("cutoff")
     new = _new_mask(read, serving_bundle, cutoff)

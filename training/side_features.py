@@ -21,14 +21,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from movierec.model_config import ModelConfig
+from movierec.movie_features import GENRE_SEPARATOR, NO_GENRES, YEAR_IN_TITLE, year_one_hot
 from training.fitted import Indexed
 
 F32 = NDArray[np.float32]
-
-# Release-year bins: coarse enough that every bin holds many movies.
-_YEAR_EDGES = (1960, 1975, 1985, 1995, 2000, 2005, 2010)
-_YEAR_IN_TITLE = r"\((\d{4})\)\s*$"
-_NO_GENRES = "(no genres listed)"
 
 
 @dataclass(frozen=True)
@@ -91,14 +87,12 @@ def catalogue_features(movie_ids: NDArray[Any], movies: pd.DataFrame | None) -> 
     if movies is None or movies.empty:
         return np.zeros((len(movie_ids), 0))
     meta = movies.drop_duplicates("movie_id").set_index("movie_id").reindex(movie_ids)
-    genres = meta["genres"].fillna(_NO_GENRES).astype(str).str.get_dummies("|")
-    genres = genres.drop(columns=[_NO_GENRES], errors="ignore")
-    years = pd.to_numeric(meta["title"].astype(str).str.extract(_YEAR_IN_TITLE)[0], errors="coerce")
-    year_bin = np.digitize(years.to_numpy(), _YEAR_EDGES)
-    year_one_hot = np.zeros((len(movie_ids), len(_YEAR_EDGES) + 1))
-    known = years.notna().to_numpy()
-    year_one_hot[np.flatnonzero(known), year_bin[known]] = 1.0
-    return np.hstack([genres.to_numpy(np.float64), year_one_hot])
+    # The genre, year and bin definitions are movierec.movie_features', shared with the service's estimate
+    # for movies added after training (movierec/new_movies.py).
+    genres = meta["genres"].fillna(NO_GENRES).astype(str).str.get_dummies(GENRE_SEPARATOR)
+    genres = genres.drop(columns=[NO_GENRES], errors="ignore")
+    years = pd.to_numeric(meta["title"].astype(str).str.extract(YEAR_IN_TITLE)[0], errors="coerce")
+    return np.hstack([genres.to_numpy(np.float64), year_one_hot(years.to_numpy(np.float64))])
 
 
 def implicit_embeddings(

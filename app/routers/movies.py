@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from app.dependencies import LoadedDep, SettingsDep, check_limit, current_model
+from app.new_movies import new_movie_entry
 from app.query import parameters_openapi, parse_params
 from app.responses import FastJSONResponse
 from app.routing import DirectRoute
@@ -57,11 +58,32 @@ async def bias_ranking(request: Request) -> Response:
 @router.get(
     "/{movie_id}",
     response_model=MovieResponse,
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={
+        404: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {
+            "model": ErrorResponse,
+            "description": "an id the model does not know, with the ratings database (added movies) unreachable",
+        },
+    },
 )
-async def movie(movie_id: MovieId, loaded: LoadedDep) -> MovieResponse:
-    """A catalogue entry with rating count, mean rating and learned bias."""
-    info = loaded.recommender.movie_info(movie_id)
+async def movie(request: Request, movie_id: MovieId, loaded: LoadedDep) -> MovieResponse:
+    """A catalogue entry with rating count, mean rating and learned bias; `new` for a movie added after training."""
+    recommender = loaded.recommender
+    if recommender.bundle.movie_ids.index(movie_id) is None:
+        # A catalogue miss: a movie added through any API process since training (app/new_movies.py).
+        entry = await new_movie_entry(request, recommender, movie_id)
+        if entry is not None:
+            return MovieResponse(
+                movie_id=movie_id,
+                title=entry.movie.display_title,
+                genres=entry.movie.genres,
+                n_ratings=entry.n_ratings,
+                mean_rating=None if entry.mean_rating is None else round(entry.mean_rating, 4),
+                bias=None if entry.bias is None else round(entry.bias, 4),
+                new=True,
+            )
+    info = recommender.movie_info(movie_id)
     return MovieResponse(
         movie_id=info.movie_id,
         title=info.title,
@@ -69,6 +91,7 @@ async def movie(movie_id: MovieId, loaded: LoadedDep) -> MovieResponse:
         n_ratings=info.n_ratings,
         mean_rating=round(info.mean_rating, 4),  # float32 in the artifact: no 4.487100124359131
         bias=None if info.bias is None else round(info.bias, 4),
+        new=False,
     )
 
 

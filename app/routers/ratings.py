@@ -32,7 +32,7 @@ from app.user_schemas import (
     UserRatingOut,
 )
 from app.user_vectors import get_cache
-from movierec.errors import InvalidRequestError
+from movierec.errors import InvalidRequestError, UnknownMovieError
 from movierec.recommender import Recommender
 from movierec.store import CURSOR_PATTERN, RatingStore
 
@@ -52,7 +52,7 @@ async def require_api_key(
         raise ApiError(
             403,
             "writes_disabled",
-            "the /users endpoints are disabled: set MOVIEREC_API_KEY to enable them "
+            "the /users and PUT /movies endpoints are disabled: set MOVIEREC_API_KEY to enable them "
             "and send it as `Authorization: Bearer <key>`",
         )
     if credentials is None:
@@ -95,7 +95,7 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     403: _error(
         "wrong key, or no MOVIEREC_API_KEY configured (`writes_disabled`)",
         "writes_disabled",
-        "the /users endpoints are disabled: set MOVIEREC_API_KEY to enable them",
+        "the /users and PUT /movies endpoints are disabled: set MOVIEREC_API_KEY to enable them",
     ),
     422: _error("invalid ids or parameters", "validation_error", "user_id: Input should be greater than 0"),
     503: _error(
@@ -128,7 +128,11 @@ def _record(metrics: Metrics, operation: str, started: float) -> None:
     response_model=UserRatingOut,
     responses={
         **_AUTH_ERRORS,
-        404: _error("the movie is not in the catalogue", "unknown_movie", "unknown movie_id 999999: ..."),
+        404: _error(
+            "the movie is neither in the model nor added (PUT /movies/{movie_id})",
+            "unknown_movie",
+            "unknown movie_id 999999: ...",
+        ),
         422: _error(
             "a rating off the scale or its steps, or invalid ids",
             "invalid_request",
@@ -152,10 +156,12 @@ def put_rating(
 ) -> UserRatingOut:
     """Create or replace a person's rating of a movie (idempotent); their next list and predictions use it.
 
-    A user the model has never seen becomes a known user with their first rating.
+    A user the model has never seen becomes a known user with their first rating. A movie added after training
+    (`PUT /movies/{movie_id}`) may be rated too: its ratings move its predictions until a retrain learns it.
     """
     recommender = loaded.recommender
-    recommender.movie_index(movie_id)  # 404 unknown_movie
+    if recommender.bundle.movie_ids.index(movie_id) is None and store.added_movie(movie_id) is None:
+        raise UnknownMovieError(movie_id)  # 404 unknown_movie: neither trained on nor added
     check_rating(recommender, body.rating)
     started = time.perf_counter()
     stored = store.put_rating(user_id, movie_id, float(body.rating))

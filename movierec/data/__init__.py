@@ -9,6 +9,7 @@ The package's files, in the order they depend on each other:
 - ``layouts``: which MovieLens layout a path holds (``detect_layout``), its file names and rating scale.
 - ``sources``: where the ratings sit in each file (``ColumnNames``, the delimited-text descriptions).
 - ``validation``: the checks on parsed ratings, and the error report or the drop of bad rows.
+- ``progress``: the optional hook a long read reports its bytes and rows to (the trainer draws it).
 - ``readers``: the reads of a ratings file: typed first, then as text to find the bad lines; Parquet.
 - ``movies``: the movie catalogue of each layout, with one genre vocabulary.
 - ``ratings``: ``load_ratings`` and the ``RatingsData`` it returns.

@@ -13,6 +13,7 @@ import pandas as pd
 
 from movierec.data.layouts import DEFAULT_SCALES, LAYOUTS, detect_layout
 from movierec.data.movies import empty_movies, read_movies_100k, read_movies_csv, read_movies_dat
+from movierec.data.progress import ReadProgress
 from movierec.data.readers import load_parquet, load_text
 from movierec.data.sources import ColumnNames, csv_source, dat_source, tab_source
 from movierec.errors import DataError
@@ -60,6 +61,7 @@ def load_ratings(
     rating_scale: tuple[float, float] | None = None,
     columns: ColumnNames | None = None,
     movies_path: str | Path | None = None,
+    progress: ReadProgress | None = None,
 ) -> RatingsData:
     """Read and validate ratings from a MovieLens directory or a single ratings file.
 
@@ -77,6 +79,8 @@ def load_ratings(
             Only for a single file.
         movies_path: A movies csv (movieId, title, genres) to go with a single ratings file.
             Only for a single file; without it the catalogue is empty.
+        progress: Where the ratings file's reads report bytes and rows (``movierec.data.progress``; the
+            trainer passes ``training.progress.reading_progress()``); None reads silently, unmetered.
 
     Returns:
         The validated ratings, in file order, and the movie catalogue.
@@ -102,9 +106,9 @@ def load_ratings(
         ratings_path = path
         names = columns or ColumnNames()
         if path.suffix.lower() == ".parquet":
-            ratings, dropped = load_parquet(path, names, scale, drop_invalid)
+            ratings, dropped = load_parquet(path, names, scale, drop_invalid, progress)
         else:
-            ratings, dropped = load_text(csv_source(path, names), scale, drop_invalid)
+            ratings, dropped = load_text(csv_source(path, names), scale, drop_invalid, progress)
         movies = (
             read_movies_csv(Path(movies_path), drop_invalid) if movies_path is not None else empty_movies()
         )
@@ -112,13 +116,15 @@ def load_ratings(
         ratings_path = path / LAYOUTS[layout][0]
         movies_file = path / LAYOUTS[layout][1]
         if layout == "csv":
-            ratings, dropped = load_text(csv_source(ratings_path, ColumnNames()), scale, drop_invalid)
+            ratings, dropped = load_text(
+                csv_source(ratings_path, ColumnNames()), scale, drop_invalid, progress
+            )
             movies = read_movies_csv(movies_file, drop_invalid)
         elif layout == "dat":
-            ratings, dropped = load_text(dat_source(ratings_path), scale, drop_invalid)
+            ratings, dropped = load_text(dat_source(ratings_path), scale, drop_invalid, progress)
             movies = read_movies_dat(movies_file, drop_invalid)
         else:
-            ratings, dropped = load_text(tab_source(ratings_path), scale, drop_invalid)
+            ratings, dropped = load_text(tab_source(ratings_path), scale, drop_invalid, progress)
             movies = read_movies_100k(movies_file, drop_invalid)
 
     if ratings.empty:

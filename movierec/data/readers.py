@@ -4,6 +4,9 @@ Reading is built for the big sets (ml-25m, ml-32m: 25-32M rows): the first attem
 with pandas' C parser; only when that fails, or finds a problem, is the file read again as text, in
 chunks, to classify every bad row and give its exact line number. Clean files never pay for the second
 read; a bad one pays a few times the first read's time, in bounded memory.
+
+Given a `ReadProgress` (movierec/data/progress.py), each read goes through a `CountingReader` that reports
+the bytes and rows read; without one the parsers open the path themselves, as before.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from movierec.data.progress import BYTES, CountingReader, ReadProgress, open_counted, rows_text
 from movierec.data.sources import ColumnNames, TextSource
 from movierec.data.validation import Checked, apply, check, concat, finish, mark_duplicates
 from movierec.errors import DataError
@@ -36,9 +42,28 @@ def _labels(source: TextSource) -> dict[str, str]:
     }
 
 
-def load_text(source: TextSource, scale: tuple[float, float], drop_invalid: bool) -> tuple[pd.DataFrame, int]:
+@contextmanager
+def _opened(
+    source: TextSource, progress: ReadProgress | None, doing: str
+) -> Iterator[tuple[Path | CountingReader, CountingReader | None]]:
+    """What a parser reads: the path itself without progress, else a `CountingReader` (closed on leaving)."""
+    if progress is None:
+        yield source.path, None
+        return
+    with open_counted(
+        source.path, f"{doing} {source.path.name}", progress, header_lines=1 if source.header else 0
+    ) as counted:
+        yield counted, counted
+
+
+def load_text(
+    source: TextSource,
+    scale: tuple[float, float],
+    drop_invalid: bool,
+    progress: ReadProgress | None = None,
+) -> tuple[pd.DataFrame, int]:
     labels = _labels(source)
-    typed = _read_typed(source)
+    typed = _read_typed(source, progress)
     if typed is not None:
         checked = check(typed, scale, labels)
         mark_duplicates(checked, labels)
@@ -46,7 +71,7 @@ def load_text(source: TextSource, scale: tuple[float, float], drop_invalid: bool
             return finish(checked), 0
     # Something is wrong: read again as text, where every bad value survives to be classified
     # and every row keeps its exact line number (blank lines included).
-    checked, lines, wide = _read_text(source, scale, labels)
+    checked, lines, wide = _read_text(source, scale, labels, progress)
     first_seen = mark_duplicates(checked, labels)
     if not wide and not checked.bad().any():
         # e.g. lines of bare separators, which the typed read rejects and the text read skips
@@ -63,7 +88,7 @@ def load_text(source: TextSource, scale: tuple[float, float], drop_invalid: bool
     )
 
 
-def _read_typed(source: TextSource) -> pd.DataFrame | None:
+def _read_typed(source: TextSource, progress: ReadProgress | None = None) -> pd.DataFrame | None:
     """The fast read: typed columns, C parser. None when the file does not parse cleanly."""
     dtypes: dict[Any, str] = {
         source.fields["user_id"]: "int64",
@@ -79,16 +104,19 @@ def _read_typed(source: TextSource) -> pd.DataFrame | None:
         with warnings.catch_warnings():
             # A first row wider than the header makes pandas drop its surplus fields with only a warning.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                source.path,
-                sep=source.sep,
-                header=0 if source.header else None,
-                names=source.names,
-                usecols=source.usecols,
-                dtype=dtypes,
-                index_col=False,
-                engine="c",
-            )
+            with _opened(source, progress, "reading") as (target, counted):
+                frame = pd.read_csv(
+                    target,
+                    sep=source.sep,
+                    header=0 if source.header else None,
+                    names=source.names,
+                    usecols=source.usecols,
+                    dtype=dtypes,
+                    index_col=False,
+                    engine="c",
+                )
+                if counted is not None:
+                    counted.finish(len(frame))
     except (ValueError, OverflowError, TypeError, pd.errors.ParserWarning):
         return None
     except OSError as error:
@@ -103,7 +131,10 @@ def _read_typed(source: TextSource) -> pd.DataFrame | None:
 
 
 def _read_text(
-    source: TextSource, scale: tuple[float, float], labels: dict[str, str]
+    source: TextSource,
+    scale: tuple[float, float],
+    labels: dict[str, str],
+    progress: ReadProgress | None = None,
 ) -> tuple[Checked, NDArray[np.int64], list[int]]:
     """The validating read: every field as text, with exact line numbers.
 
@@ -114,12 +145,15 @@ def _read_text(
     Returns:
         The checked rows, the file line of each, and the lines skipped for a wrong number of fields.
     """
-    read = _read_text_arrow(source, scale, labels)
-    return read if read is not None else _read_text_pandas(source, scale, labels)
+    read = _read_text_arrow(source, scale, labels, progress)
+    return read if read is not None else _read_text_pandas(source, scale, labels, progress)
 
 
 def _read_text_arrow(
-    source: TextSource, scale: tuple[float, float], labels: dict[str, str]
+    source: TextSource,
+    scale: tuple[float, float],
+    labels: dict[str, str],
+    progress: ReadProgress | None = None,
 ) -> tuple[Checked, NDArray[np.int64], list[int]] | None:
     try:
         import pyarrow as pa
@@ -136,20 +170,23 @@ def _read_text_arrow(
             return "skip"
 
         try:
-            table = pa_csv.read_csv(
-                source.path,
-                read_options=pa_csv.ReadOptions(
-                    use_threads=use_threads, skip_rows=1 if source.header else 0, column_names=names
-                ),
-                parse_options=pa_csv.ParseOptions(
-                    delimiter=source.sep, ignore_empty_lines=False, invalid_row_handler=skip
-                ),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types=dict.fromkeys(wanted, pa.string()),
-                    include_columns=wanted,
-                    strings_can_be_null=False,
-                ),
-            )
+            with _opened(source, progress, "checking every line of") as (target, counted):
+                table = pa_csv.read_csv(
+                    target,
+                    read_options=pa_csv.ReadOptions(
+                        use_threads=use_threads, skip_rows=1 if source.header else 0, column_names=names
+                    ),
+                    parse_options=pa_csv.ParseOptions(
+                        delimiter=source.sep, ignore_empty_lines=False, invalid_row_handler=skip
+                    ),
+                    convert_options=pa_csv.ConvertOptions(
+                        column_types=dict.fromkeys(wanted, pa.string()),
+                        include_columns=wanted,
+                        strings_can_be_null=False,
+                    ),
+                )
+                if counted is not None:
+                    counted.finish(table.num_rows)
         except (pa.ArrowException, ValueError, OSError):
             return None
         # Threaded reads do not number the rows they skip; only then is a slower, numbered read needed.
@@ -169,35 +206,41 @@ def _read_text_arrow(
 
 
 def _read_text_pandas(
-    source: TextSource, scale: tuple[float, float], labels: dict[str, str]
+    source: TextSource,
+    scale: tuple[float, float],
+    labels: dict[str, str],
+    progress: ReadProgress | None = None,
 ) -> tuple[Checked, NDArray[np.int64], list[int]]:
     parts: list[Checked] = []
     empties: list[NDArray[np.bool_]] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
-            reader = pd.read_csv(
-                source.path,
-                sep=source.sep,
-                header=0 if source.header else None,
-                names=source.names,
-                usecols=source.usecols,
-                dtype=str,
-                na_filter=False,
-                skip_blank_lines=False,
-                index_col=False,
-                on_bad_lines="warn",
-                engine="c",
-                encoding_errors="replace",
-                # Chunks bound the memory that text costs (tens of bytes a field) on the big sets.
-                chunksize=_CHUNK_ROWS,
-            )
-            with reader:
-                for frame in reader:
-                    _raise_on_wide_first_row(caught, source)
-                    checked, empty = _check_chunk(frame, source, scale, labels)
-                    parts.append(checked)
-                    empties.append(empty)
+            with _opened(source, progress, "checking every line of") as (target, counted):
+                reader = pd.read_csv(
+                    target,
+                    sep=source.sep,
+                    header=0 if source.header else None,
+                    names=source.names,
+                    usecols=source.usecols,
+                    dtype=str,
+                    na_filter=False,
+                    skip_blank_lines=False,
+                    index_col=False,
+                    on_bad_lines="warn",
+                    engine="c",
+                    encoding_errors="replace",
+                    # Chunks bound the memory that text costs (tens of bytes a field) on the big sets.
+                    chunksize=_CHUNK_ROWS,
+                )
+                with reader:
+                    for frame in reader:
+                        _raise_on_wide_first_row(caught, source)
+                        checked, empty = _check_chunk(frame, source, scale, labels)
+                        parts.append(checked)
+                        empties.append(empty)
+                if counted is not None:
+                    counted.finish(sum(len(empty) for empty in empties))
         except pd.errors.EmptyDataError:
             pass
         except (ValueError, OSError) as error:
@@ -249,7 +292,11 @@ def _raise_on_wide_first_row(caught: list[warnings.WarningMessage], source: Text
 
 
 def load_parquet(
-    path: Path, columns: ColumnNames, scale: tuple[float, float], drop_invalid: bool
+    path: Path,
+    columns: ColumnNames,
+    scale: tuple[float, float],
+    drop_invalid: bool,
+    progress: ReadProgress | None = None,
 ) -> tuple[pd.DataFrame, int]:
     try:
         import pyarrow.parquet as pq
@@ -269,6 +316,12 @@ def load_parquet(
                 f"{', '.join(map(repr, available))}. Name the file's columns to match."
             )
         frame = pd.read_parquet(path, columns=list(dict.fromkeys(fields.values())))
+        if progress is not None:
+            # Columnar and compressed, it reads in one go (about a second at ml-25m's size): one last line.
+            meter = progress(f"reading {path.name}", path.stat().st_size, BYTES)
+            meter.set_postfix_str(rows_text(len(frame)), refresh=False)
+            meter.update(path.stat().st_size)
+            meter.close()
     except DataError:
         raise
     except Exception as error:  # pyarrow raises its own hierarchy (ArrowInvalid, ...) for corrupt files

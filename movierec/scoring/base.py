@@ -115,11 +115,13 @@ class Scorer(ABC):
 
     def vector_ratings(self, user_vec: F32, user_bias: float, movie_idx: I64) -> F32:
         """Ratings of one user vector and bias (re-solved or folded in) for known movies (embedding rows)."""
+        return self.head.apply(self.raw_vector(user_vec, user_bias, movie_idx))
+
+    def raw_vector(self, user_vec: F32, user_bias: float, movie_idx: I64) -> F32:
+        """Raw scores of one user vector and bias against some movies (a list's candidates)."""
         n = len(movie_idx)
         vecs = np.broadcast_to(user_vec, (n, len(user_vec)))
-        return self.head.apply(
-            self.raw_pairs_from_vectors(vecs, np.full(n, user_bias, np.float32), movie_idx)
-        )
+        return self.raw_pairs_from_vectors(vecs, np.full(n, user_bias, np.float32), movie_idx)
 
     def raw_catalogue_block(self, user_vecs: F32, user_bias: F32) -> F32:
         """Raw scores of several user vectors (b, k) with their biases (b,) against every movie: (b, n_movies).

@@ -26,6 +26,13 @@ class FactorScorer(Scorer):
         dots = np.einsum("ij,ij->i", user_vecs, self.movie_factors[movie_idx])
         return (dots + user_bias + self.movie_bias[movie_idx]).astype(np.float32)
 
+    def raw_vector(self, user_vec: F32, user_bias: float, movie_idx: I64) -> F32:
+        # One gathered matrix-vector product: several times faster than the pairwise einsum for one user.
+        scores: F32 = self.movie_factors[movie_idx] @ user_vec
+        scores += self.movie_bias[movie_idx]
+        scores += np.float32(user_bias)
+        return scores
+
     def raw_catalogue(self, user_vec: F32, user_bias: float = 0.0) -> F32:
         scores: F32 = user_vec @ self.movie_factors_t  # the transposed copy: see `_prepare`
         scores += self.movie_bias  # in place: no temporaries the size of the catalogue
@@ -50,13 +57,19 @@ class FactorScorer(Scorer):
             x = np.hstack([q, np.ones((q.shape[0], 1))])
         else:
             x = q
-        n, d = x.shape
-        if n < d:
-            # Fewer ratings than factors (the usual fold-in): the dual form X^T (X X^T + l2 I)^-1 y is the same
-            # ridge solution from an n x n system instead of d x d (about 3x faster for 10 ratings, 51 unknowns).
-            w = x.T @ np.linalg.solve(x @ x.T + l2 * np.eye(n), y)
-        else:
-            w = np.linalg.solve(x.T @ x + l2 * np.eye(d), x.T @ y)
+        w = ridge_solve(x, y, l2)
         if self.has_bias:
             return w[:-1].astype(np.float32), float(w[-1])
         return w.astype(np.float32), 0.0
+
+
+def ridge_solve(x: NDArray[np.float64], y: NDArray[np.float64], l2: float) -> NDArray[np.float64]:
+    """argmin_w ||x w - y||^2 + l2 ||w||^2: the fold-in's solve, for a user (rows: the movies they rated) or,
+    with the roles swapped, for a movie (rows: the users who rated it; movierec/new_movies.py)."""
+    n, d = x.shape
+    if n < d:
+        # Fewer ratings than factors (the usual fold-in): the dual form X^T (X X^T + l2 I)^-1 y is the same
+        # ridge solution from an n x n system instead of d x d (about 3x faster for 10 ratings, 51 unknowns).
+        w: NDArray[np.float64] = x.T @ np.linalg.solve(x @ x.T + l2 * np.eye(n), y)
+        return w
+    return np.asarray(np.linalg.solve(x.T @ x + l2 * np.eye(d), x.T @ y), dtype=np.float64)

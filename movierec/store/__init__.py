@@ -8,6 +8,8 @@ from movierec.store.engine import DEFAULT_DATABASE_URL, create_store_engine, nor
 from movierec.store.migrate import head_revision, upgrade_to_head
 from movierec.store.repository import (
     CURSOR_PATTERN,
+    AddedMovieRow,
+    MovieRating,
     Page,
     RatingStore,
     StoredRating,
@@ -21,6 +23,8 @@ from movierec.store.repository import (
 __all__ = [
     "CURSOR_PATTERN",
     "DEFAULT_DATABASE_URL",
+    "AddedMovieRow",
+    "MovieRating",
     "Page",
     "RatingStore",
     "StoreUnavailableError",

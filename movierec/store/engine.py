@@ -33,11 +33,16 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def create_store_engine(url: str, *, connect_timeout_s: int = 5, pool_size: int = 10) -> Engine:
+def create_store_engine(
+    url: str, *, connect_timeout_s: int = 5, pool_size: int = 10, statement_timeout_ms: int = 0
+) -> Engine:
     """An engine for `url` (no connection yet); every SQLite connection runs in WAL mode.
 
     WAL lets readers in other processes see each committed write on their next statement while a writer holds
     the lock; the busy timeout makes concurrent writers wait for each other instead of failing.
+    `statement_timeout_ms` (PostgreSQL; 0: none) bounds each statement, for the service: a server that accepts
+    connections but stops answering, or a lock held elsewhere, fails a request instead of holding it. Bulk
+    imports and training reads leave it at 0.
     """
     url = normalise_url(url)
     # A pre-ping costs a round trip per checkout: worth it for a server that can restart under the pool (a
@@ -50,6 +55,8 @@ def create_store_engine(url: str, *, connect_timeout_s: int = 5, pool_size: int 
         kwargs["pool_timeout"] = 30
     else:
         kwargs["connect_args"] = {"connect_timeout": connect_timeout_s}
+        if statement_timeout_ms > 0:
+            kwargs["connect_args"]["options"] = f"-c statement_timeout={statement_timeout_ms}"
         kwargs["pool_size"] = pool_size
         # Up to 40 connections, the service's default worker threads; past that a request queues for one (a
         # queue, not an outage: an unreachable server fails fast through `connect_timeout`).

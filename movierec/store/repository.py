@@ -21,7 +21,9 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, s
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from movierec.data.progress import ROWS, ReadProgress
 from movierec.errors import InvalidRequestError, MovieRecError
+from movierec.movie_features import display_title, join_genres, split_genres
 from movierec.store.engine import create_store_engine
 from movierec.store.migrate import head_revision, upgrade_engine
 from movierec.store.schema import AddedMovie, Movie, Rating, RemovedRating, UserState
@@ -29,6 +31,9 @@ from movierec.store.schema import AddedMovie, Movie, Rating, RemovedRating, User
 T = TypeVar("T")
 # Most ids in one `IN (...)` list (SQLite's default variable limit is far above; PostgreSQL has none to speak of).
 _IN_CHUNK = 500
+# Rows per statement of a bulk import, and per fetch of a metered ratings read.
+_BULK_CHUNK = 5_000
+_FRAME_CHUNK = 500_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -62,6 +67,31 @@ class UserHistory:
     forgotten_at: datetime | None
     ratings: list[StoredRating]
     removed: list[tuple[int, datetime]]
+
+
+@dataclass(frozen=True)
+class AddedMovieRow:
+    """A movie added to the catalogue through the API (`added_movies`)."""
+
+    movie_id: int
+    title: str
+    genres: list[str]
+    year: int | None
+    added_at: datetime
+
+    @property
+    def display_title(self) -> str:
+        """The title as the catalogue (and training) writes it: with its "(year)"."""
+        return display_title(self.title, self.year)
+
+
+@dataclass(frozen=True)
+class MovieRating:
+    """One rating a movie has received: by whom, how much, when."""
+
+    user_id: int
+    rating: float
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -100,6 +130,17 @@ _USER_STATE = select(UserState.version, UserState.forgotten_at).where(UserState.
 _USER_STATES = select(UserState.user_id, UserState.version, UserState.forgotten_at).where(
     UserState.user_id.in_(bindparam("users", expanding=True))
 )
+# A new movie's newest ratings (index ix_ratings_movie_updated), on every /predict of it: built once.
+_MOVIE_RATINGS = (
+    select(Rating.user_id, Rating.rating, Rating.updated_at)
+    .where(Rating.movie_id == bindparam("movie"))
+    .order_by(Rating.updated_at.desc(), Rating.user_id.desc())
+    .limit(bindparam("limit"))
+)
+# Catalogue misses (ids the served model does not know) look here: one primary-key read, built once.
+_ADDED_MOVIES = select(
+    AddedMovie.movie_id, AddedMovie.title, AddedMovie.genres, AddedMovie.year, AddedMovie.added_at
+).where(AddedMovie.movie_id.in_(bindparam("movies", expanding=True)))
 
 
 class RatingStore:
@@ -232,17 +273,18 @@ class RatingStore:
 
         return self._write(work)
 
-    def put_ratings_bulk(self, rows: Iterable[tuple[int, int, float, datetime]]) -> int:
+    def put_ratings_bulk(
+        self, rows: Iterable[tuple[int, int, float, datetime]], progress: ReadProgress | None = None
+    ) -> int:
         """Upsert many (user, movie, rating, updated_at) rows: the MovieLens import.
 
         Versions are not bumped: imported ratings are what a model trains on, so serving keeps each user's
         trained vector until they write through the API (or a retrain learns from the database). A row only
         replaces an older one: importing a set again never undoes a person's newer rating of the same pair.
+        `progress` (movierec/data/progress.py) is told the rows written, one statement of rows at a time.
         """
-        batch: list[dict[str, Any]] = [
-            {"user_id": u, "movie_id": m, "rating": r, "updated_at": t} for u, m, r, t in rows
-        ]
-        if not batch:
+        pending = rows if isinstance(rows, Sequence) else list(rows)
+        if not pending:
             return 0
 
         def work(connection: Connection) -> int:
@@ -252,11 +294,30 @@ class RatingStore:
                 set_={"rating": statement.excluded.rating, "updated_at": statement.excluded.updated_at},
                 where=Rating.updated_at < statement.excluded.updated_at,
             )
-            for start in range(0, len(batch), 5_000):
-                connection.execute(upsert, batch[start : start + 5_000])
-            return len(batch)
+            meter = (
+                progress(f"writing ratings to {self._shown_url}", len(pending), ROWS) if progress else None
+            )
+            try:
+                for start in range(0, len(pending), _BULK_CHUNK):
+                    # One statement's parameters at a time, not a dict per row of the whole set at once.
+                    batch = [
+                        {"user_id": u, "movie_id": m, "rating": r, "updated_at": t}
+                        for u, m, r, t in pending[start : start + _BULK_CHUNK]
+                    ]
+                    connection.execute(upsert, batch)
+                    if meter is not None:
+                        meter.update(len(batch))
+            finally:
+                if meter is not None:
+                    meter.close()
+            return len(pending)
 
         return self._write(work)
+
+    @property
+    def _shown_url(self) -> str:
+        """The database as progress lines name it (password masked)."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def put_movies_bulk(self, rows: Iterable[tuple[int, str, str]]) -> int:
         """Upsert the imported catalogue: (movie_id, title, genres) rows, titles and genres cut to 500 chars."""
@@ -276,7 +337,73 @@ class RatingStore:
 
         return self._write(work)
 
+    def put_movie(self, movie_id: int, title: str, genres: Sequence[str], year: int | None) -> AddedMovieRow:
+        """Add a movie to the catalogue, or replace its title, genres and year (idempotent; `added_at` stays
+        the first write's). Training from the database picks it up (`catalogue_movies`)."""
+        now = datetime.now(UTC)
+
+        def work(connection: Connection) -> AddedMovieRow:
+            statement = self._insert(AddedMovie).values(
+                movie_id=movie_id, title=title, genres=join_genres(genres), year=year, added_at=now
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["movie_id"],
+                    set_={
+                        "title": statement.excluded.title,
+                        "genres": statement.excluded.genres,
+                        "year": statement.excluded.year,
+                    },
+                )
+            )
+            return _added_row(connection.execute(_ADDED_MOVIES, {"movies": [movie_id]}).one())
+
+        return self._write(work)
+
     # ---- reads ------------------------------------------------------------------------------------------
+
+    def added_movie(self, movie_id: int) -> AddedMovieRow | None:
+        """A movie added through the API, None when there is none of that id (one primary-key read)."""
+
+        def work(connection: Connection) -> AddedMovieRow | None:
+            row = connection.execute(_ADDED_MOVIES, {"movies": [movie_id]}).first()
+            return None if row is None else _added_row(row)
+
+        return self._read(work)
+
+    def added_movies(self, movie_ids: Sequence[int]) -> dict[int, AddedMovieRow]:
+        """`added_movie` of many ids (a /predict batch's catalogue misses), in chunks of ids."""
+
+        def work(connection: Connection) -> dict[int, AddedMovieRow]:
+            found: dict[int, AddedMovieRow] = {}
+            for start in range(0, len(movie_ids), _IN_CHUNK):
+                chunk = list(movie_ids[start : start + _IN_CHUNK])
+                for row in connection.execute(_ADDED_MOVIES, {"movies": chunk}):
+                    found[int(row[0])] = _added_row(row)
+            return found
+
+        return self._read(work) if movie_ids else {}
+
+    def movie_ratings(self, movie_id: int, limit: int) -> list[MovieRating]:
+        """The newest `limit` ratings a movie has received (imported or stored; removed and forgotten ones are
+        gone from the table), newest first."""
+
+        def work(connection: Connection) -> list[MovieRating]:
+            rows = connection.execute(_MOVIE_RATINGS, {"movie": movie_id, "limit": limit})
+            return [MovieRating(int(u), float(r), utc(t)) for u, r, t in rows]
+
+        return self._read(work)
+
+    def movie_rating_summary(self, movie_id: int) -> tuple[int, float | None]:
+        """How many ratings a movie has received and their mean (None without any)."""
+
+        def work(connection: Connection) -> tuple[int, float | None]:
+            count, mean = connection.execute(
+                select(func.count(), func.avg(Rating.rating)).where(Rating.movie_id == movie_id)
+            ).one()
+            return int(count), None if mean is None else float(mean)
+
+        return self._read(work)
 
     def user_state(self, user_id: int) -> UserStateRow | None:
         """The user's version and forget marker: one primary-key read, what every personalised request costs."""
@@ -390,15 +517,32 @@ class RatingStore:
 
         return self._read(work)
 
-    def ratings_frame(self) -> pd.DataFrame:
+    def ratings_frame(self, progress: ReadProgress | None = None) -> pd.DataFrame:
         """Every stored rating as columns (user_id, movie_id, rating, updated_at in UTC), in (user, movie)
-        order: the columnar read training from the database uses (no Python object per row)."""
+        order: the columnar read training from the database uses (no Python object per row).
+
+        With `progress` (movierec/data/progress.py) the rows come in chunks, each reported, against a count
+        read first; without it in one fetch, as before.
+        """
 
         def work(connection: Connection) -> pd.DataFrame:
             query = select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.updated_at).order_by(
                 Rating.user_id, Rating.movie_id
             )
-            return pd.read_sql(query, connection)
+            if progress is None:
+                return pd.read_sql(query, connection)
+            total = int(connection.execute(select(func.count()).select_from(Rating)).scalar_one())
+            meter = progress(f"reading ratings from {self._shown_url}", total, ROWS)
+            try:
+                parts = []
+                # A server-side cursor where there is one (PostgreSQL): rows arrive as they are counted.
+                streamed = connection.execution_options(stream_results=True)
+                for part in pd.read_sql(query, streamed, chunksize=_FRAME_CHUNK):
+                    parts.append(part)
+                    meter.update(len(part))
+            finally:
+                meter.close()
+            return pd.concat(parts, ignore_index=True) if parts else pd.read_sql(query, connection)
 
         frame = self._read(work)
         frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
@@ -420,10 +564,7 @@ class RatingStore:
                 select(AddedMovie.movie_id, AddedMovie.title, AddedMovie.genres, AddedMovie.year)
             )
             for movie, name, genres, year in added:
-                title = str(name)
-                if year is not None and not re.search(r"\(\d{4}\)\s*$", title):
-                    title = f"{title} ({int(year)})"
-                found[int(movie)] = (title, str(genres))
+                found[int(movie)] = (display_title(str(name), year), str(genres))
             return [(movie, title, genres) for movie, (title, genres) in sorted(found.items())]
 
         return self._read(work)
@@ -463,6 +604,15 @@ class RatingStore:
             return found
 
         return self._read(work) if pairs else set()
+
+
+def _added_row(row: Any) -> AddedMovieRow:
+    movie, title, genres, year, added_at = row
+    return AddedMovieRow(int(movie), str(title), split_genres(str(genres)), _maybe_int(year), utc(added_at))
+
+
+def _maybe_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _maybe_utc(value: datetime | None) -> datetime | None:

@@ -23,8 +23,11 @@ class Rating(Base):
     """One person's current rating of one movie; a repeated write replaces it."""
 
     __tablename__ = "ratings"
-    # GET /users/{id}/ratings pages newest first.
-    __table_args__ = (Index("ix_ratings_user_updated", "user_id", "updated_at", "movie_id"),)
+    # GET /users/{id}/ratings pages newest first; a new movie's estimate reads its newest ratings (0003).
+    __table_args__ = (
+        Index("ix_ratings_user_updated", "user_id", "updated_at", "movie_id"),
+        Index("ix_ratings_movie_updated", "movie_id", "updated_at"),
+    )
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -53,7 +56,7 @@ class UserState(Base):
 
 
 class AddedMovie(Base):
-    """A movie added to the catalogue after training."""
+    """A movie added to the catalogue after training (`PUT /movies/{id}`); `genres` '|'-separated like MovieLens."""
 
     __tablename__ = "added_movies"
 

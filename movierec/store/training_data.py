@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import make_url
 
 from movierec.data import DEFAULT_SCALES, RatingsData
+from movierec.data.progress import ReadProgress
 from movierec.errors import DataError
 from movierec.store.engine import normalise_url
 from movierec.store.repository import RatingStore
@@ -107,13 +108,17 @@ def infer_scale(ratings: NDArray[np.floating]) -> tuple[float, float]:
     return (low, high) if low < high else (low - 0.5, high + 0.5)
 
 
-def read_training_data(url: str, *, rating_scale: tuple[float, float] | None = None) -> DatabaseRatings:
+def read_training_data(
+    url: str, *, rating_scale: tuple[float, float] | None = None, progress: ReadProgress | None = None
+) -> DatabaseRatings:
     """Every rating the database holds for training (see the module docstring), and the movie catalogue.
 
     Args:
         url: SQLAlchemy URL of the ratings database (`postgresql://` means psycopg 3).
         rating_scale: the inclusive scale to validate against; inferred from the ratings when None (a retrain
             passes the serving model's).
+        progress: where the read of the ratings table reports its rows (movierec/data/progress.py); None:
+            silent.
 
     Raises:
         DataError: the database holds no ratings, or ratings outside `rating_scale`.
@@ -123,7 +128,7 @@ def read_training_data(url: str, *, rating_scale: tuple[float, float] | None = N
     try:
         # Ratings first, then the removals and forget markers: a delete or forget that lands between the reads
         # is still honoured (its row may have been read, its marker is read after).
-        frame = store.ratings_frame()
+        frame = store.ratings_frame(progress)
         removed = store.removed_pairs()
         forgotten = store.forgotten_users()
         movies = store.catalogue_movies()

@@ -19,6 +19,7 @@ from training.distributed import active_worker
 from training.fitted import FittedModel, Indexed, Validation
 from training.kinds.base import ModelKind, ScorerFamily
 from training.metrics import damped_baselines
+from training.progress import epoch_lines
 from training.side_features import SideFeatures, fold_side_projections, side_features_for
 
 # Validation rows scored per batch during early stopping (one batch on ml-latest-small's ~8k rows).
@@ -118,6 +119,8 @@ class KerasSgdKind(ModelKind):
             batch_size = worker.per_process_batch(config.batch_size)
             padded = _whole_batches(train, batch_size * worker.num_processes, config.seed)
             user_idx, movie_idx, ratings, weights = worker.shard(padded, config.seed)
+        if verbose == 2:  # a log file: lines within long epochs too (training/progress.py)
+            callbacks.append(epoch_lines())
         history = model.fit(
             _inputs(user_idx, movie_idx),
             ratings,
