@@ -14,8 +14,10 @@ from app.settings import Settings
 from movierec.artifacts import MODEL_FILE, load_bundle
 from movierec.data import RatingsData
 from movierec.split import split_mask
+from training import bpmf
 from training.bpmf import gibbs_posterior_mean
 from training.metrics import rmse
+from training.sparse_gram import RatingPattern, expand_upper
 
 SAMPLER = dict(
     n_factors=3, burn_in=5, prior_precision=1.0, bias_prior_precision=3.0, noise_precision=4.0, seed=0
@@ -74,6 +76,88 @@ def test_rank_reduction_without_truncation_is_the_exact_posterior_mean_of_the_sa
     truncated = gibbs_posterior_mean(users[train], movies[train], ratings[train], n_u, n_m, rank=2, **common)
     assert truncated.user_factors.shape == (n_u, 2)
     assert exported_rmse(truncated) > exported_rmse(full)
+
+
+def _bincount_gram_and_rhs(rows, cols, values, features, offset, n_rows):
+    """The per-rating formulation the sparse products replace: a bincount per Gram entry over all ratings."""
+    x = features[cols]
+    targets = values - offset[cols]
+    width = x.shape[1]
+    gram = np.empty((n_rows, width, width))
+    for a in range(width):
+        for b in range(width):
+            gram[:, a, b] = np.bincount(rows, weights=x[:, a] * x[:, b], minlength=n_rows)
+    rhs = np.stack([np.bincount(rows, weights=x[:, a] * targets, minlength=n_rows) for a in range(width)], 1)
+    return gram, rhs
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_sparse_gram_and_rhs_equal_the_per_rating_sums(workers):
+    # Duplicate pairs (separate ratings), entities without ratings on both sides, both orientations.
+    rng = np.random.default_rng(3)
+    n_u, n_m, n = 70, 40, 900
+    users, movies = rng.integers(0, n_u - 5, n), rng.integers(0, n_m - 3, n)
+    values = rng.normal(3.5, 1.0, n)
+    by_user, by_movie = RatingPattern.pair(users, movies, values, n_u, n_m, workers=workers)
+    for pattern, rows, cols, n_rows, n_cols in (
+        (by_user, users, movies, n_u, n_m),
+        (by_movie, movies, users, n_m, n_u),
+    ):
+        features = np.hstack([rng.normal(0, 0.7, (n_cols, 5)), np.ones((n_cols, 1))])
+        offset = rng.normal(0, 0.5, n_cols)
+        upper, rhs = pattern.gram_and_rhs(features, offset)
+        gram_ref, rhs_ref = _bincount_gram_and_rhs(rows, cols, values, features, offset, n_rows)
+        np.testing.assert_allclose(expand_upper(upper, 6), gram_ref, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(rhs, rhs_ref, rtol=1e-9, atol=1e-12)
+        assert np.all(expand_upper(upper, 6)[-3:] == 0)  # the entities nobody rated
+
+
+def test_posterior_draws_have_the_gaussian_posterior_mean_and_covariance(monkeypatch):
+    # 40,000 copies of one entity's system: the draws' mean and covariance are the closed-form posterior's,
+    # whatever the block size and number of workers.
+    monkeypatch.setattr(bpmf, "_SOLVE_BLOCK", 4_096)
+    rng = np.random.default_rng(5)
+    x = np.hstack([rng.normal(size=(12, 3)), np.ones((12, 1))])
+    t = rng.normal(size=12)
+    prior, noise = np.array([2.0, 2.0, 2.0, 5.0]), 1.6
+    prior_mean = np.array([0.3, -0.2, 0.1, 0.4])
+    copies = 40_000
+    upper = np.tile((x.T @ x)[np.triu_indices(4)], (copies, 1))
+    rhs = np.tile(x.T @ t, (copies, 1))
+    draws = bpmf._posterior_draw(rng, upper, rhs, prior, noise, np.tile(prior_mean, (copies, 1)), 3)
+    precision = noise * (x.T @ x + np.diag(prior))
+    mean = np.linalg.solve(precision, noise * (x.T @ t + prior * prior_mean))
+    covariance = np.linalg.inv(precision)
+    sd = np.sqrt(np.diag(covariance))
+    assert np.all(np.abs(draws.mean(axis=0) - mean) < 5 * sd / np.sqrt(copies))
+    np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.03 * sd.max() ** 2)
+    # Each entity's draw depends on its own noise only: blocks and threads do not change the numbers.
+    again = bpmf._posterior_draw(np.random.default_rng(9), upper[:9000], rhs[:9000], prior, noise, None, 1)
+    monkeypatch.setattr(bpmf, "_SOLVE_BLOCK", 1_000)
+    blocked = bpmf._posterior_draw(np.random.default_rng(9), upper[:9000], rhs[:9000], prior, noise, None, 4)
+    np.testing.assert_array_equal(again, blocked)
+
+
+def test_rank_reduction_is_exact_with_fewer_entities_than_stacked_sample_columns():
+    # 45 kept samples x 3 factors = 135 columns, more than the 120 users and 90 movies: the stacked samples
+    # are rank-deficient, and the reduction at full rank must still reproduce the running posterior mean.
+    users, movies, ratings, train, n_u, n_m = _planted(2)
+    v = ~train
+    post = gibbs_posterior_mean(
+        users[train],
+        movies[train],
+        ratings[train],
+        n_u,
+        n_m,
+        sweeps=50,
+        rank=135,
+        validation=(users[v], movies[v], ratings[v]),
+        rating_scale=(-10.0, 20.0),
+        **SAMPLER,
+    )
+    exported = rmse(np.clip(post.predict(users[v], movies[v]), -10.0, 20.0), ratings[v])
+    assert post.user_factors.shape[1] <= 90
+    assert exported == pytest.approx(post.validation_rmse[-1], abs=1e-9)
 
 
 def test_sweeps_must_leave_samples_after_burn_in():

@@ -5,14 +5,17 @@ predictions over the posterior is worth ~0.01 held-out RMSE on ml-latest-small (
 The model is `mu + b_u + b_i + p_u . q_i` with Gaussian priors on every factor and bias and Gaussian rating
 noise (Salakhutdinov & Mnih 2008, with fixed prior and noise precisions chosen on a validation slice). Given
 the movie side, each user's `[p_u, b_u]` has a Gaussian posterior in closed form, and vice versa, so a sweep
-samples all users, then all movies, each in one batched solve. With side features (training/side_features.py)
-each row's prior mean is not zero but `F W` for its feature row F, and the projection W is sampled too, by a
-Bayesian linear regression on the current rows (Macau: BPMF with side information, Simm et al. 2017).
+samples all users, then all movies: each side's Gram matrices come from sparse x dense products
+(training/sparse_gram.py), its draws from batched Cholesky factors and solves. With side features
+(training/side_features.py) each row's prior mean is not zero but `F W` for its feature row F, and the
+projection W is sampled too, by a Bayesian linear regression on the current rows (Macau: BPMF with side
+information, Simm et al. 2017).
 
 The posterior mean prediction is an average over S samples, `mean_s(b_u^s + b_i^s + p_u^s . q_i^s)`, which
-is itself a dot product of the concatenated samples; its best rank-r approximation (QR + SVD of the small
-core) gives ordinary user and movie factors. So the artifact is a plain Keras `bias`-form model (linear head)
-that `keras.saving.load_model` reads and the service scores like any bias model.
+is itself a dot product of the concatenated samples; its best rank-r approximation (from the samples' Gram
+matrices and an SVD of the small core) gives ordinary user and movie factors. So the artifact is a plain
+Keras `bias`-form model (linear head) that `keras.saving.load_model` reads and the service scores like any
+bias model.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from training.progress import progress
+from training.sparse_gram import RatingPattern, expand_upper, in_parallel
 
 F64 = NDArray[np.float64]
+F32 = NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -49,40 +54,41 @@ class PosteriorMean:
         return predicted
 
 
-def _posterior_sample(
+# Entities per batched solve: bounds each worker's (rows, width, width) temporaries (8 MB each at width 16).
+_SOLVE_BLOCK = 4_096
+
+
+def _posterior_draw(
     rng: np.random.Generator,
-    rows: NDArray[np.int64],
-    features: F64,
-    targets: F64,
-    n_rows: int,
+    upper: F64,
+    rhs: F64,
     prior: F64,
     noise_precision: float,
     prior_mean: F64 | None,
+    workers: int,
 ) -> F64:
-    """One draw of `[factors, bias]` for every row entity, given the other side's `[factors, 1]` per rating.
+    """One draw of `[factors, bias]` for every row entity from its Gram matrix (upper triangle) and rhs.
 
-    Posterior precision `noise * (X^T X + D)` with `D = diag(prior)`, mean `(X^T X + D)^-1 (X^T t + D m)` for
-    the prior mean m (zero, or each row's side-feature prediction): the Gram matrices of all entities come from
-    one bincount per matrix entry (no Python loop over entities).
+    Posterior precision `P = noise * (X^T X + D)` with `D = diag(prior)`, mean `(X^T X + D)^-1 (X^T t + D m)`
+    for the prior mean m (zero, or each row's side-feature prediction). With `P = L L^T` and z standard
+    normal, `P^-1 (noise * rhs + L z)` is the mean plus `L^-T z`, whose covariance is `P^-1`: one Cholesky
+    and one solve per entity, in float64, in row blocks on `workers` threads.
     """
-    width = features.shape[1]
-    gram = np.empty((n_rows, width, width))
-    for a in range(width):
-        for b in range(a, width):
-            gram[:, a, b] = gram[:, b, a] = np.bincount(
-                rows, weights=features[:, a] * features[:, b], minlength=n_rows
-            )
-    rhs: F64 = np.stack(
-        [np.bincount(rows, weights=features[:, a] * targets, minlength=n_rows) for a in range(width)], axis=1
-    ).astype(np.float64)
+    n_rows, width = rhs.shape
     if prior_mean is not None:
         rhs = rhs + prior * prior_mean
-    precision = noise_precision * (gram + np.diag(prior))
-    mean = np.linalg.solve(precision, noise_precision * rhs[..., None])[..., 0]
-    # x = mean + L^-T z with precision = L L^T has covariance precision^-1.
-    chol = np.linalg.cholesky(precision)
-    noise = np.linalg.solve(np.swapaxes(chol, 1, 2), rng.normal(size=(n_rows, width, 1)))[..., 0]
-    draw: F64 = mean + noise
+    standard = rng.normal(size=(n_rows, width, 1))
+    draw = np.empty((n_rows, width))
+
+    def block(start: int, end: int) -> None:
+        precision = expand_upper(upper[start:end], width)
+        precision += np.diag(prior)
+        precision *= noise_precision
+        chol = np.linalg.cholesky(precision)
+        shifted = noise_precision * rhs[start:end, :, None] + chol @ standard[start:end]
+        draw[start:end] = np.linalg.solve(precision, shifted)[..., 0]
+
+    in_parallel(block, range(0, n_rows + _SOLVE_BLOCK, _SOLVE_BLOCK), workers)
     return draw
 
 
@@ -155,17 +161,19 @@ def gibbs_posterior_mean(
         raise ValueError(f"sweeps ({sweeps}) must exceed burn_in ({burn_in}) to keep any sample")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    users = np.asarray(user_idx, dtype=np.int64)
-    movies = np.asarray(movie_idx, dtype=np.int64)
-    y = np.asarray(ratings, dtype=np.float64)
-    mu = float(y.mean())
+    mu = float(np.mean(ratings, dtype=np.float64))
+    by_user, by_movie = RatingPattern.pair(
+        user_idx, movie_idx, np.subtract(ratings, mu, dtype=np.float64), n_users, n_movies
+    )
+    n_ratings = len(by_user.values)
     p = rng.normal(0.0, 0.1, (n_users, n_factors))
     q = rng.normal(0.0, 0.1, (n_movies, n_factors))
     b_user, b_movie = np.zeros(n_users), np.zeros(n_movies)
     prior = np.r_[np.full(n_factors, prior_precision), bias_prior_precision]
-    ones = np.ones((len(y), 1))
-    kept_p: list[F64] = []
-    kept_q: list[F64] = []
+    # Kept samples in float32 (their rounding is far below the posterior spread): at ml-25m size 120 of them
+    # are 1.6 GB instead of 3.2 GB, and the reduction below reads them in float64 row blocks.
+    kept_p: list[F32] = []
+    kept_q: list[F32] = []
     sum_bu, sum_bi = np.zeros(n_users), np.zeros(n_movies)
     val_sum: F64 | None = None
     val_rmse: list[float] = []
@@ -179,53 +187,44 @@ def gibbs_posterior_mean(
     )
 
     def sample(
-        rows: NDArray[np.int64],
-        other: F64,
-        offset: F64,
-        n_rows: int,
-        prior_mean: F64 | None,
-        table: _SideTable | None,
+        pattern: RatingPattern, other: F64, other_bias: F64, prior_mean: F64 | None, table: _SideTable | None
     ) -> tuple[F64, F64 | None]:
         """One side's `[factors, bias]` draw, and its next prior mean (None without side features)."""
-        draw = _posterior_sample(
-            rng, rows, np.hstack([other, ones]), y - mu - offset, n_rows, prior, noise_precision, prior_mean
-        )
+        features = np.hstack([other, np.ones((len(other), 1))])
+        upper, rhs = pattern.gram_and_rhs(features, other_bias)
+        draw = _posterior_draw(rng, upper, rhs, prior, noise_precision, prior_mean, pattern.workers)
         if table is None:
             return draw, None
         return draw, _side_prior_mean(rng, table, draw, prior, noise_precision, side_prior_precision)
 
     user_mean: F64 | None = None
     movie_mean: F64 | None = None
-    bar = progress(f"Gibbs sampling ({len(y):,} ratings)", sweeps, unit="sweeps", enabled=verbose > 0)
+    bar = progress(f"Gibbs sampling ({n_ratings:,} ratings)", sweeps, unit="sweeps", enabled=verbose > 0)
     for sweep in range(sweeps):
-        draw, user_mean = sample(users, q[movies], b_movie[movies], n_users, user_mean, user_table)
+        draw, user_mean = sample(by_user, q, b_movie, user_mean, user_table)
         p, b_user = draw[:, :-1], draw[:, -1]
-        draw, movie_mean = sample(movies, p[users], b_user[users], n_movies, movie_mean, movie_table)
+        draw, movie_mean = sample(by_movie, p, b_user, movie_mean, movie_table)
         q, b_movie = draw[:, :-1], draw[:, -1]
         bar.update(1)
         if sweep < burn_in:
             continue
-        kept_p.append(p)
-        kept_q.append(q)
+        kept_p.append(p.astype(np.float32))
+        kept_q.append(q.astype(np.float32))
         sum_bu += b_user
         sum_bi += b_movie
         if validation is not None:
-            pred = mu + b_user[v_u] + b_movie[v_m] + np.einsum("ij,ij->i", p[v_u], q[v_m])
+            # From the kept (float32) samples, so that the exported reduction reproduces these figures.
+            factors = np.einsum("ij,ij->i", kept_p[-1][v_u].astype(np.float64), kept_q[-1][v_m])
+            pred = mu + b_user[v_u] + b_movie[v_m] + factors
             val_sum = pred if val_sum is None else val_sum + pred
             mean_pred = np.clip(val_sum / len(kept_p), *rating_scale)
             val_rmse.append(float(np.sqrt(np.mean((mean_pred - v_r) ** 2))))
     bar.close()
     n_kept = len(kept_p)
-    # mean_s p^s . q^s = [p^1 .. p^S]/sqrt(S) . [q^1 .. q^S]/sqrt(S): reduce that product to rank r exactly
-    # (best approximation in Frobenius norm) without forming the n_users x n_movies matrix.
-    user_basis, user_core = np.linalg.qr(np.hstack(kept_p) / np.sqrt(n_kept))
-    movie_basis, movie_core = np.linalg.qr(np.hstack(kept_q) / np.sqrt(n_kept))
-    left, singular, right_t = np.linalg.svd(user_core @ movie_core.T)
-    r = min(rank, singular.size)
-    scale = np.sqrt(singular[:r])
+    user_factors, movie_factors = _reduce_mean_product(kept_p, kept_q, rank)
     return PosteriorMean(
-        user_factors=user_basis @ (left[:, :r] * scale),
-        movie_factors=movie_basis @ (right_t[:r].T * scale),
+        user_factors=user_factors,
+        movie_factors=movie_factors,
         user_bias=sum_bu / n_kept,
         movie_bias=sum_bi / n_kept,
         global_mean=mu,
@@ -233,3 +232,60 @@ def gibbs_posterior_mean(
         seconds=time.perf_counter() - started,
         validation_rmse=val_rmse,
     )
+
+
+# Rows per float64 block when reading the kept samples: 4,096 x 1,800 columns (120 samples of 15) is 59 MB.
+_ROW_BLOCK = 4_096
+
+
+def _stacked_rows(samples: list[F32], start: int) -> F64:
+    """Rows `start:start + _ROW_BLOCK` of `[s^1 .. s^S]` (the samples side by side), in float64."""
+    block: F64 = np.concatenate([s[start : start + _ROW_BLOCK] for s in samples], axis=1, dtype=np.float64)
+    return block
+
+
+def _column_space(samples: list[F32]) -> tuple[F64, F64]:
+    """(V, sigma): right singular vectors and values of `[s^1 .. s^S]`, from its Gram matrix built blockwise.
+
+    Directions with sigma below 1e-6 of the largest carry nothing the float32 samples can resolve and are
+    dropped (they are the null space when there are fewer rows than stacked columns).
+    """
+    width = sum(s.shape[1] for s in samples)
+    gram = np.zeros((width, width))
+    for start in range(0, len(samples[0]), _ROW_BLOCK):
+        block = _stacked_rows(samples, start)
+        gram += block.T @ block
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    keep = eigenvalues > max(eigenvalues[-1], 0.0) * 1e-12
+    if not keep.any():  # all-zero samples: one zero direction keeps the shapes valid
+        keep[-1] = True
+        eigenvalues[-1] = 1.0
+    return vectors[:, keep], np.sqrt(eigenvalues[keep])
+
+
+def _times(samples: list[F32], matrix: F64) -> F64:
+    """`[s^1 .. s^S] @ matrix` in row blocks."""
+    rows = len(samples[0])
+    out = np.empty((rows, matrix.shape[1]))
+    for start in range(0, rows, _ROW_BLOCK):
+        out[start : start + _ROW_BLOCK] = _stacked_rows(samples, start) @ matrix
+    return out
+
+
+def _reduce_mean_product(kept_p: list[F32], kept_q: list[F32], rank: int) -> tuple[F64, F64]:
+    """User and movie factors whose product is the best rank-`rank` approximation of `mean_s p^s q^s^T`.
+
+    With P = [p^1 .. p^S] = U_P S_P V_P^T (and Q alike), the mean is `U_P K U_Q^T` for the small core
+    `K = S_P V_P^T V_Q S_Q / S`; the SVD `K = L s R^T` gives the factors `P V_P S_P^-1 L_r s_r^1/2` and
+    `Q V_Q S_Q^-1 R_r s_r^1/2` (exact in Frobenius norm) without forming the n_users x n_movies matrix, and
+    without a QR of the stacked samples: their Gram matrices and two products are read in row blocks.
+    """
+    user_vectors, user_sigma = _column_space(kept_p)
+    movie_vectors, movie_sigma = _column_space(kept_q)
+    core = user_sigma[:, None] * (user_vectors.T @ movie_vectors) * movie_sigma[None, :] / len(kept_p)
+    left, singular, right_t = np.linalg.svd(core, full_matrices=False)
+    r = min(rank, singular.size)
+    scale = np.sqrt(singular[:r])
+    user_factors = _times(kept_p, (user_vectors / user_sigma) @ (left[:, :r] * scale))
+    movie_factors = _times(kept_q, (movie_vectors / movie_sigma) @ (right_t[:r].T * scale))
+    return user_factors, movie_factors
