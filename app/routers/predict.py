@@ -100,9 +100,8 @@ async def predict(request: Request) -> Response:
         return FastJSONResponse(_prediction(body.user_id, body.movie_id, *one))
     users, movies = _pairs(body, settings.max_batch)
     resolved = await resolve_users(request, recommender, users.tolist())
-    new = await predict_new_batch(
-        request, recommender, users, movies, resolved
-    )  # movies added since training
+    # Movies added since training (catalogue misses looked up in the database).
+    new = await predict_new_batch(request, recommender, users, movies, resolved)
     return _batch_response(recommender, users, movies, resolved, strict, new)
 
 
