@@ -28,8 +28,6 @@ service reads the movie and its ratings (app/new_movies.py).
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from movierec.movie_features import genre_one_hot, title_year, year_one_hot
+from movierec.per_model import per_model
 from movierec.recommender import Recommender
 from movierec.scoring import FactorScorer, MlpScorer, Scorer
 from movierec.scoring.factor import ridge_solve
@@ -221,18 +220,11 @@ class NewMovieScorer:
         return biases
 
 
-_scorers: weakref.WeakKeyDictionary[Recommender, NewMovieScorer] = weakref.WeakKeyDictionary()
-_scorers_lock = threading.Lock()
-
-
+@per_model
 def new_movie_scorer(recommender: Recommender) -> NewMovieScorer:
     """The served model's new-movie scorer: fitted once per model (the service does it at load) and dropped with
     the model."""
-    with _scorers_lock:
-        scorer = _scorers.get(recommender)
-        if scorer is None:
-            scorer = _scorers[recommender] = NewMovieScorer.from_recommender(recommender)
-        return scorer
+    return NewMovieScorer.from_recommender(recommender)
 
 
 def fit_prior(features: F64, targets: F64, weights: F64, l2: float) -> F64:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import bisect
 import re
-import threading
 import unicodedata
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+
+from movierec.per_model import per_model
 
 if TYPE_CHECKING:
     from movierec.recommender import Recommender
@@ -138,18 +138,8 @@ class TitleIndex:
         return SearchPage(candidates[order][offset : offset + limit], len(candidates))
 
 
-_INDEXES: weakref.WeakKeyDictionary[Recommender, TitleIndex] = weakref.WeakKeyDictionary()
-_INDEXES_LOCK = threading.Lock()
-
-
+@per_model
 def title_index(recommender: Recommender) -> TitleIndex:
     """The title index of a loaded model, built once (app.state.load_model builds it) and kept as long as the
     model is."""
-    index = _INDEXES.get(recommender)
-    if index is None:
-        with _INDEXES_LOCK:
-            index = _INDEXES.get(recommender)
-            if index is None:
-                index = TitleIndex(recommender.titles, recommender.n_ratings)
-                _INDEXES[recommender] = index
-    return index
+    return TitleIndex(recommender.titles, recommender.n_ratings)
