@@ -44,10 +44,14 @@ class ModelConfig(BaseModel):
     prior_precision: float = Field(
         4.0,
         gt=0,
-        description="bpmf: Gaussian prior precision of the factors, in units of the noise precision",
+        description="bpmf: Gaussian prior precision of the factors, in units of the noise precision; "
+        "bias under --solver als: the ridge penalty on the factors (the same prior's mode)",
     )
     bias_prior_precision: float = Field(
-        5.0, gt=0, description="bpmf: Gaussian prior precision of the biases, in units of the noise precision"
+        5.0,
+        gt=0,
+        description="bpmf: Gaussian prior precision of the biases, in units of the noise precision; "
+        "bias under --solver als: the ridge penalty on the biases",
     )
     noise_precision: float = Field(1.6, gt=0, description="bpmf: precision of the Gaussian rating noise")
     burn_in: int = Field(20, ge=0, description="bpmf: sweeps discarded before averaging samples")
@@ -59,7 +63,8 @@ class ModelConfig(BaseModel):
     side_l2: float = Field(
         1e-3,
         ge=0,
-        description="side features: L2 penalty on the feature projection (bpmf: its prior precision)",
+        description="side features: L2 penalty on the feature projection (bpmf: its prior precision; "
+        "--solver als: its ridge penalty)",
     )
     implicit_dim: int = Field(16, ge=1, description="side features: width of the who-rated-what embedding")
     export_rank: int = Field(

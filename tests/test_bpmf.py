@@ -124,7 +124,7 @@ def test_posterior_draws_have_the_gaussian_posterior_mean_and_covariance(monkeyp
     copies = 40_000
     upper = np.tile((x.T @ x)[np.triu_indices(4)], (copies, 1))
     rhs = np.tile(x.T @ t, (copies, 1))
-    draws = bpmf._posterior_draw(rng, upper, rhs, prior, noise, np.tile(prior_mean, (copies, 1)), 3)
+    draws = bpmf.posterior_draw(rng, upper, rhs, prior, noise, np.tile(prior_mean, (copies, 1)), 3)
     precision = noise * (x.T @ x + np.diag(prior))
     mean = np.linalg.solve(precision, noise * (x.T @ t + prior * prior_mean))
     covariance = np.linalg.inv(precision)
@@ -132,9 +132,9 @@ def test_posterior_draws_have_the_gaussian_posterior_mean_and_covariance(monkeyp
     assert np.all(np.abs(draws.mean(axis=0) - mean) < 5 * sd / np.sqrt(copies))
     np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.03 * sd.max() ** 2)
     # Each entity's draw depends on its own noise only: blocks and threads do not change the numbers.
-    again = bpmf._posterior_draw(np.random.default_rng(9), upper[:9000], rhs[:9000], prior, noise, None, 1)
+    again = bpmf.posterior_draw(np.random.default_rng(9), upper[:9000], rhs[:9000], prior, noise, None, 1)
     monkeypatch.setattr(bpmf, "_SOLVE_BLOCK", 1_000)
-    blocked = bpmf._posterior_draw(np.random.default_rng(9), upper[:9000], rhs[:9000], prior, noise, None, 4)
+    blocked = bpmf.posterior_draw(np.random.default_rng(9), upper[:9000], rhs[:9000], prior, noise, None, 4)
     np.testing.assert_array_equal(again, blocked)
 
 

@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="upper bound on epochs (early stopping chooses); bpmf: Gibbs sweeps",
     )
+    tr.add_argument(
+        "--solver",
+        choices=["sgd", "als"],
+        default=None,
+        help="bias only: als fits it by alternating least squares (closed-form sweeps, its own defaults), "
+        "minutes instead of hours at ml-25m size; default sgd (Keras minibatches)",
+    )
     tr.add_argument("--batch-size", type=int, default=None)
     tr.add_argument("--learning-rate", type=float, default=None)
     tr.add_argument("--factors", type=int, default=None, help="embedding width")
@@ -171,6 +178,11 @@ def _cmd_download(args: argparse.Namespace, settings: TrainerSettings) -> int:
     return 0
 
 
+# `--solver als` is suggested, for the kinds it fits, from this many ratings on (at ml-25m size an Adam epoch
+# takes over a minute on 2 cores and the SGD defaults need many of them: bench/results/scale.md).
+ALS_HINT_RATINGS = 5_000_000
+
+
 def _cmd_train(args: argparse.Namespace, settings: TrainerSettings, argv: list[str]) -> int:
     from training.distributed import start
 
@@ -191,6 +203,7 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings, argv: list[s
         for key, value in {
             "seed": args.seed,
             "split": args.split,
+            "solver": args.solver,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
@@ -229,10 +242,18 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings, argv: list[s
         data = load_ratings(args.data, drop_invalid=args.drop_invalid, progress=reading_progress())
     if data.dropped_rows:
         print(f"dropped {data.dropped_rows} invalid rows (--drop-invalid)")
+    solver = " by alternating least squares" if config.solver == "als" else ""
     print(
-        f"training {config.model.kind} on {len(data.ratings):,} ratings from "
+        f"training {config.model.kind}{solver} on {len(data.ratings):,} ratings from "
         f"{data.source.get('database', data.ratings_path)} ({data.layout} layout), seed {config.seed}, {config.split} split"
     )
+    from training.kinds.registry import ALS_KINDS, kind_for
+
+    if config.model.kind in ALS_KINDS and config.solver == "sgd" and len(data.ratings) >= ALS_HINT_RATINGS:
+        print(
+            f"hint: at this size SGD needs many long epochs; `--solver als` fits {config.model.kind} in minutes "
+            "(README, 'Training at ml-25m size')"
+        )
     output_dir = args.output_dir or settings.output_dir
     result = train_run(data, config, output_dir, verbose=keras_verbose(args.quiet))
     if worker is not None and not worker.writes:
@@ -241,7 +262,7 @@ def _cmd_train(args: argparse.Namespace, settings: TrainerSettings, argv: list[s
     m = result.manifest.metrics
     refit = result.manifest.refit
     print(
-        f"\nmodel {config.model.kind}: {m['epochs']} epochs, held-out RMSE {m['rmse']:.4f}, MAE {m['mae']:.4f} "
+        f"\nmodel {config.model.kind}: {m['epochs']} {kind_for(config).step_unit}, held-out RMSE {m['rmse']:.4f}, MAE {m['mae']:.4f} "
         f"on {m['n_heldout']:,} ratings ({m['n_fallback']} fallback predictions)\n"
         f"fit {m['train_seconds']:.1f} s"
         + (

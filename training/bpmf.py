@@ -58,8 +58,8 @@ class PosteriorMean:
 _SOLVE_BLOCK = 4_096
 
 
-def _posterior_draw(
-    rng: np.random.Generator,
+def posterior_draw(
+    rng: np.random.Generator | None,
     upper: F64,
     rhs: F64,
     prior: F64,
@@ -72,20 +72,22 @@ def _posterior_draw(
     Posterior precision `P = noise * (X^T X + D)` with `D = diag(prior)`, mean `(X^T X + D)^-1 (X^T t + D m)`
     for the prior mean m (zero, or each row's side-feature prediction). With `P = L L^T` and z standard
     normal, `P^-1 (noise * rhs + L z)` is the mean plus `L^-T z`, whose covariance is `P^-1`: one Cholesky
-    and one solve per entity, in float64, in row blocks on `workers` threads.
+    and one solve per entity, in float64, in row blocks on `workers` threads. Without `rng` it returns the
+    mean itself (the conditional mode that alternating least squares steps to, training/als.py).
     """
     n_rows, width = rhs.shape
     if prior_mean is not None:
         rhs = rhs + prior * prior_mean
-    standard = rng.normal(size=(n_rows, width, 1))
+    standard = None if rng is None else rng.normal(size=(n_rows, width, 1))
     draw = np.empty((n_rows, width))
 
     def block(start: int, end: int) -> None:
         precision = expand_upper(upper[start:end], width)
         precision += np.diag(prior)
         precision *= noise_precision
-        chol = np.linalg.cholesky(precision)
-        shifted = noise_precision * rhs[start:end, :, None] + chol @ standard[start:end]
+        shifted = noise_precision * rhs[start:end, :, None]
+        if standard is not None:
+            shifted += np.linalg.cholesky(precision) @ standard[start:end]
         draw[start:end] = np.linalg.solve(precision, shifted)[..., 0]
 
     in_parallel(block, range(0, n_rows + _SOLVE_BLOCK, _SOLVE_BLOCK), workers)
@@ -93,21 +95,21 @@ def _posterior_draw(
 
 
 @dataclass(frozen=True)
-class _SideTable:
+class SideTable:
     """One side's feature table in float64 with its Gram matrix, computed once per run, not per sweep."""
 
     features: F64
     gram: F64
 
     @classmethod
-    def of(cls, table: NDArray[np.float32]) -> _SideTable:
+    def of(cls, table: NDArray[np.float32]) -> SideTable:
         features = np.asarray(table, dtype=np.float64)
         return cls(features, features.T @ features)
 
 
-def _side_prior_mean(
-    rng: np.random.Generator,
-    side: _SideTable,
+def side_prior_mean(
+    rng: np.random.Generator | None,
+    side: SideTable,
     draw: F64,
     prior: F64,
     noise_precision: float,
@@ -116,7 +118,8 @@ def _side_prior_mean(
     """Draw the projection W of `draw ~ N(F W, (noise * diag(prior))^-1)` and return the new prior mean F W.
 
     Bayesian linear regression per column (the columns are independent given the rows), with an isotropic
-    Gaussian prior of precision `projection_precision` on W (Macau: BPMF with side information).
+    Gaussian prior of precision `projection_precision` on W (Macau: BPMF with side information). Without
+    `rng`, W is the posterior mean (the ridge regression that alternating least squares takes).
     """
     f, width = side.features, side.features.shape[1]
     projection = np.empty((width, draw.shape[1]))
@@ -125,9 +128,87 @@ def _side_prior_mean(
         precision = weight * side.gram + projection_precision * np.eye(width)
         chol = np.linalg.cholesky(precision)
         mean = np.linalg.solve(precision, weight * (f.T @ draw[:, column]))
-        projection[:, column] = mean + np.linalg.solve(chol.T, rng.normal(size=width))
+        projection[:, column] = mean
+        if rng is not None:
+            projection[:, column] += np.linalg.solve(chol.T, rng.normal(size=width))
     mean_rows: F64 = f @ projection
     return mean_rows
+
+
+@dataclass(frozen=True)
+class Conditionals:
+    """One fit's ratings (less their mean) by user and by movie, with the priors: each side's Gaussian
+    conditional given the other, which the sampler draws from and ALS (training/als.py) steps to the mode of."""
+
+    global_mean: float
+    by_user: RatingPattern
+    by_movie: RatingPattern
+    prior: F64  # precision of each row's `[factors, bias]`, in units of the noise precision
+    noise_precision: float
+    side_prior_precision: float
+    user_table: SideTable | None
+    movie_table: SideTable | None
+
+    @classmethod
+    def of(
+        cls,
+        user_idx: NDArray[Any],
+        movie_idx: NDArray[Any],
+        ratings: NDArray[Any],
+        n_users: int,
+        n_movies: int,
+        *,
+        n_factors: int,
+        prior_precision: float,
+        bias_prior_precision: float,
+        noise_precision: float,
+        side_tables: tuple[NDArray[np.float32], NDArray[np.float32]] | None,
+        side_prior_precision: float,
+    ) -> Conditionals:
+        mu = float(np.mean(ratings, dtype=np.float64)) if len(ratings) else 0.0
+        by_user, by_movie = RatingPattern.pair(
+            user_idx, movie_idx, np.subtract(ratings, mu, dtype=np.float64), n_users, n_movies
+        )
+        user_table, movie_table = (
+            (SideTable.of(side_tables[0]), SideTable.of(side_tables[1]))
+            if side_tables is not None
+            else (None, None)
+        )
+        prior = np.r_[np.full(n_factors, prior_precision), bias_prior_precision]
+        return cls(
+            mu, by_user, by_movie, prior, noise_precision, side_prior_precision, user_table, movie_table
+        )
+
+    def users(
+        self, rng: np.random.Generator | None, q: F64, b_movie: F64, prior_mean: F64 | None
+    ) -> tuple[F64, F64 | None]:
+        """Every user's `[p_u, b_u]` given the movies (a draw, or the mode without `rng`), and its next prior mean."""
+        return self._side(rng, self.by_user, self.user_table, q, b_movie, prior_mean)
+
+    def movies(
+        self, rng: np.random.Generator | None, p: F64, b_user: F64, prior_mean: F64 | None
+    ) -> tuple[F64, F64 | None]:
+        """Every movie's `[q_i, b_i]` given the users, and its next prior mean."""
+        return self._side(rng, self.by_movie, self.movie_table, p, b_user, prior_mean)
+
+    def _side(
+        self,
+        rng: np.random.Generator | None,
+        pattern: RatingPattern,
+        table: SideTable | None,
+        other: F64,
+        other_bias: F64,
+        prior_mean: F64 | None,
+    ) -> tuple[F64, F64 | None]:
+        """One side's rows given the other's, and the prior mean its side features now predict (None without)."""
+        features = np.hstack([other, np.ones((len(other), 1))])
+        upper, rhs = pattern.gram_and_rhs(features, other_bias)
+        rows = posterior_draw(rng, upper, rhs, self.prior, self.noise_precision, prior_mean, pattern.workers)
+        if table is None:
+            return rows, None
+        return rows, side_prior_mean(
+            rng, table, rows, self.prior, self.noise_precision, self.side_prior_precision
+        )
 
 
 def gibbs_posterior_mean(
@@ -161,15 +242,23 @@ def gibbs_posterior_mean(
         raise ValueError(f"sweeps ({sweeps}) must exceed burn_in ({burn_in}) to keep any sample")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    mu = float(np.mean(ratings, dtype=np.float64))
-    by_user, by_movie = RatingPattern.pair(
-        user_idx, movie_idx, np.subtract(ratings, mu, dtype=np.float64), n_users, n_movies
+    model = Conditionals.of(
+        user_idx,
+        movie_idx,
+        ratings,
+        n_users,
+        n_movies,
+        n_factors=n_factors,
+        prior_precision=prior_precision,
+        bias_prior_precision=bias_prior_precision,
+        noise_precision=noise_precision,
+        side_tables=side_tables,
+        side_prior_precision=side_prior_precision,
     )
-    n_ratings = len(by_user.values)
+    mu = model.global_mean
     p = rng.normal(0.0, 0.1, (n_users, n_factors))
     q = rng.normal(0.0, 0.1, (n_movies, n_factors))
     b_user, b_movie = np.zeros(n_users), np.zeros(n_movies)
-    prior = np.r_[np.full(n_factors, prior_precision), bias_prior_precision]
     # Kept samples in float32 (their rounding is far below the posterior spread): at ml-25m size 120 of them
     # are 1.6 GB instead of 3.2 GB, and the reduction below reads them in float64 row blocks.
     kept_p: list[F32] = []
@@ -180,30 +269,13 @@ def gibbs_posterior_mean(
     if validation is not None:
         v_u, v_m = (np.asarray(a, dtype=np.int64) for a in validation[:2])
         v_r = np.asarray(validation[2], dtype=np.float64)
-    user_table, movie_table = (
-        (_SideTable.of(side_tables[0]), _SideTable.of(side_tables[1]))
-        if side_tables is not None
-        else (None, None)
-    )
-
-    def sample(
-        pattern: RatingPattern, other: F64, other_bias: F64, prior_mean: F64 | None, table: _SideTable | None
-    ) -> tuple[F64, F64 | None]:
-        """One side's `[factors, bias]` draw, and its next prior mean (None without side features)."""
-        features = np.hstack([other, np.ones((len(other), 1))])
-        upper, rhs = pattern.gram_and_rhs(features, other_bias)
-        draw = _posterior_draw(rng, upper, rhs, prior, noise_precision, prior_mean, pattern.workers)
-        if table is None:
-            return draw, None
-        return draw, _side_prior_mean(rng, table, draw, prior, noise_precision, side_prior_precision)
-
     user_mean: F64 | None = None
     movie_mean: F64 | None = None
-    bar = progress(f"Gibbs sampling ({n_ratings:,} ratings)", sweeps, unit="sweeps", enabled=verbose > 0)
+    bar = progress(f"Gibbs sampling ({len(ratings):,} ratings)", sweeps, unit="sweeps", enabled=verbose > 0)
     for sweep in range(sweeps):
-        draw, user_mean = sample(by_user, q, b_movie, user_mean, user_table)
+        draw, user_mean = model.users(rng, q, b_movie, user_mean)
         p, b_user = draw[:, :-1], draw[:, -1]
-        draw, movie_mean = sample(by_movie, p, b_user, movie_mean, movie_table)
+        draw, movie_mean = model.movies(rng, p, b_user, movie_mean)
         q, b_movie = draw[:, :-1], draw[:, -1]
         bar.update(1)
         if sweep < burn_in:

@@ -90,6 +90,30 @@ KIND_DEFAULTS_WITHOUT_SIDE_FEATURES: dict[str, dict[str, object]] = {
 }
 
 
+# Overlay on a kind's defaults when `solver` is not SGD: `--solver als` fits bias by alternating least squares
+# (training/als.py), whose penalties are bpmf's prior precisions, with a linear head like bpmf's. Chosen on the
+# validation slices of ml-latest-small (seeds 42 / 7) and of a 2M-rating synth (seeds 42 / 7, 16 planted
+# factors) for the smallest loss against each one's best: 16 factors and penalty 16 give 0.859 / 0.855 and
+# 0.841 / 0.837, against 0.856 (64 factors, 16) and 0.832 / 0.829 (16 factors, 8); more factors overfit the
+# synth (32 factors: 0.856) and a penalty scaled by each row's rating count (ALS-WR) did worse there (0.843).
+# Patience 3: the first sweeps can stall while the factors grow out of their random start.
+SOLVER_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
+    "als": {
+        "bias": {
+            "model": {
+                "n_factors": 16,
+                "prior_precision": 16.0,
+                "bias_prior_precision": 5.0,
+                "side_l2": 4.0,
+                "squash_output": False,
+            },
+            "epochs": 25,
+            "patience": 3,
+        },
+    },
+}
+
+
 class RankerConfig(BaseModel):
     """The top-N ranker fitted next to the rating model: a low-rank EASE^R item-item model (training/ranker.py).
 
@@ -144,6 +168,11 @@ class TrainConfig(BaseModel):
     lr_schedule: Literal["plateau", "constant"] = "plateau"
     lr_decay: float = Field(0.5, gt=0, le=1, description="factor applied when validation RMSE stalls")
     patience: int = Field(3, ge=1, description="epochs without validation improvement before stopping")
+    solver: Literal["sgd", "als"] = Field(
+        "sgd",
+        description="sgd: minibatch gradient steps on the Keras graph (see `optimizer`); als: closed-form "
+        "alternating least squares sweeps for bias (training/als.py), minutes at ml-25m size; `epochs` counts sweeps",
+    )
     optimizer: Literal["adam", "sgd", "adagrad"] = "adam"
     adam_beta_1: float = Field(0.9, ge=0, lt=1, description="Adam's beta_1, or SGD's momentum")
     weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay (0: plain Adam)")
@@ -156,12 +185,16 @@ class TrainConfig(BaseModel):
         """The tuned defaults of a model kind, with explicit overrides on top.
 
         `model_fields={"side_features": False}` on a kind whose defaults use side features switches to that
-        kind's defaults without them (KIND_DEFAULTS_WITHOUT_SIDE_FEATURES), under the other explicit overrides.
+        kind's defaults without them (KIND_DEFAULTS_WITHOUT_SIDE_FEATURES), and `solver="als"` to the ALS fit's
+        (SOLVER_DEFAULTS), under the other explicit overrides.
         """
         explicit: dict[str, Any] = dict(overrides.pop("model_fields", {}))  # type: ignore[call-overload]
         defaults = _merge(KIND_DEFAULTS[kind], {})
         if explicit.get("side_features") is False and kind in KIND_DEFAULTS_WITHOUT_SIDE_FEATURES:
             defaults = _merge(defaults, KIND_DEFAULTS_WITHOUT_SIDE_FEATURES[kind])
+        solver_defaults = SOLVER_DEFAULTS.get(str(overrides.get("solver", "sgd")), {})
+        if kind in solver_defaults:
+            defaults = _merge(defaults, solver_defaults[kind])
         model_fields: dict[str, Any] = {**defaults.get("model", {}), **explicit}
         top = {k: v for k, v in defaults.items() if k != "model"}
         return cls.model_validate({"model": {"kind": kind, **model_fields}, **top, **overrides})

@@ -132,14 +132,16 @@ def active_worker() -> Worker | None:
     return _joined.get("worker")
 
 
-def refuse_undistributable(kind: str) -> None:
-    """A clear error for a kind that cannot train data-parallel (bpmf's Gibbs sampler runs in one process).
+def refuse_undistributable(kind: str, solver: str | None = None) -> None:
+    """A clear error for a fit that cannot train data-parallel (bpmf's Gibbs sampler, ALS: one process).
 
     Refused rather than run on process 0 alone: the other processes would idle while the manifest claimed a
     distributed fit.
     """
     from training.kinds.registry import KINDS, kind_named
 
+    if solver == "als":
+        raise MovieRecError("--solver als fits in one process (its sweeps use every core): drop --workers")
     if not kind_named(kind).data_parallel:
         able = ", ".join(name for name, k in KINDS.items() if k.data_parallel)
         raise MovieRecError(
@@ -160,7 +162,7 @@ def start(args: argparse.Namespace, train_argv: list[str]) -> int | Worker | Non
     if all(value is None for value in cluster):
         if args.workers == 1:
             return None
-        refuse_undistributable(args.model)
+        refuse_undistributable(args.model, getattr(args, "solver", None))
         return launch_local(train_argv, args.workers)
     if any(value is None for value in cluster):
         raise MovieRecError("--coordinator, --num-processes and --process-id go together")
@@ -168,7 +170,7 @@ def start(args: argparse.Namespace, train_argv: list[str]) -> int | Worker | Non
         raise MovieRecError(
             "--workers starts every process of one machine; with --coordinator start one process per command"
         )
-    refuse_undistributable(args.model)
+    refuse_undistributable(args.model, getattr(args, "solver", None))
     return join(args.coordinator, args.num_processes, args.process_id)
 
 

@@ -24,7 +24,7 @@ from training.config import TrainConfig
 from training.distributed import active_worker
 from training.environment import library_versions
 from training.fitted import FittedModel, Indexed, Validation
-from training.kinds.registry import kind_named
+from training.kinds.registry import kind_for
 from training.metrics import mae, rmse
 from training.ranker import RankerRun, fit_run_ranker
 
@@ -84,10 +84,11 @@ def train_run(
     final = eval_model
     if config.refit:
         log.info(
-            "%s: refitting on all %d ratings for %d epochs (the served model)",
+            "%s: refitting on all %d ratings for %d %s (the served model)",
             _phase(config, "refit"),
             len(ratings),
             selection.epochs,
+            kind_for(config).step_unit,
         )
         final = fit(
             config,
@@ -154,8 +155,8 @@ def select_and_fit(
     split, while everything about it was chosen without the held-out rows. A kind that chooses no epochs on
     validation (bpmf) is fitted once on the whole train split, which is then both.
     """
-    kind = config.model.kind
-    if not kind_named(kind).chooses_epochs_on_validation:
+    kind, unit = config.model.kind, kind_for(config).step_unit
+    if not kind_for(config).chooses_epochs_on_validation:
         log.info(
             "%s: fitting %s on the train split (%d ratings), to be evaluated",
             _phase(config, "evaluated"),
@@ -166,19 +167,21 @@ def select_and_fit(
         return model, model
     fit_part, validation = carve_validation(train_all, config)
     log.info(
-        "%s: fitting %s on the validation carve (%d ratings) to choose epochs on %d validation ratings",
+        "%s: fitting %s on the validation carve (%d ratings) to choose %s on %d validation ratings",
         _phase(config, "selection"),
         kind,
         len(fit_part.ratings),
+        unit,
         len(validation[2]),
     )
     selection = fit(config, fit_part, rating_scale, validation=validation, movies=movies, verbose=verbose)
     log.info(
-        "%s: fitting %s on the whole train split (%d ratings) for the chosen %d epochs, to be evaluated",
+        "%s: fitting %s on the whole train split (%d ratings) for the chosen %d %s, to be evaluated",
         _phase(config, "evaluated"),
         kind,
         len(train_all.ratings),
         selection.epochs,
+        unit,
     )
     model = fit(
         config,
@@ -195,7 +198,7 @@ def select_and_fit(
 
 def _phase(config: TrainConfig, name: str) -> str:
     """`phase i/n` of a run's fits: choosing epochs (kinds that do), the evaluated fit, the refit (when on)."""
-    phases = ["selection"] if kind_named(config.model.kind).chooses_epochs_on_validation else []
+    phases = ["selection"] if kind_for(config).chooses_epochs_on_validation else []
     phases.append("evaluated")
     if config.refit:
         phases.append("refit")
@@ -238,7 +241,7 @@ def fit(
     `movies` (the catalogue) feeds the genre and year side features of kinds with `side_features`.
     `restart`, an earlier fit under the same id maps, lends its compiled graph (reset to its initial weights).
     """
-    return kind_named(config.model.kind).fit(
+    return kind_for(config).fit(
         config,
         train,
         rating_scale,

@@ -25,6 +25,8 @@ class ModelKind(ABC):
     name: str
     scorer_family: ScorerFamily
     chooses_epochs_on_validation: ClassVar[bool] = True
+    # What one of its `epochs` is, in logs and reports: a pass of minibatch steps, or a closed-form sweep.
+    step_unit: ClassVar[str] = "epochs"
     # Whether `--workers N` can fit it data-parallel (training/distributed.py): the Keras SGD kinds can.
     data_parallel: ClassVar[bool] = False
 

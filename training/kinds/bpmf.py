@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 
 from training.config import TrainConfig
 from training.fitted import FittedModel, Indexed, Validation
 from training.kinds.base import ModelKind
-from training.metrics import damped_baselines
+from training.kinds.bias_form import bias_form_fitted
 from training.side_features import side_features_for
 
 
@@ -19,6 +18,7 @@ class BpmfKind(ModelKind):
 
     name = "bpmf"
     scorer_family = "factor"
+    step_unit = "sweeps"
     # A sampler has no epochs to choose (its settings were compared on validation slices once, see
     # training/config.py): one run on the whole train split is both selection and evaluated model.
     chooses_epochs_on_validation = False
@@ -35,17 +35,12 @@ class BpmfKind(ModelKind):
         restart: FittedModel | None,
         verbose: int,
     ) -> FittedModel:
-        from movierec.export import export_arrays
-        from movierec.models import MOVIE_BIAS, MOVIE_EMBEDDING, USER_BIAS, USER_EMBEDDING, build_model
         from training.bpmf import gibbs_posterior_mean
 
         started = time.perf_counter()
         side = side_features_for(config.model, train, movies, config.seed)
         sweeps = len(schedule) if schedule is not None else config.epochs
         m = config.model
-        _, base_u, base_i = damped_baselines(
-            train.user_idx, train.movie_idx, train.ratings, len(train.users), len(train.movies)
-        )
         posterior = gibbs_posterior_mean(
             train.user_idx,
             train.movie_idx,
@@ -66,34 +61,15 @@ class BpmfKind(ModelKind):
             rating_scale=rating_scale,
             verbose=verbose,
         )
-        width = posterior.user_factors.shape[1]  # export_rank, or fewer when few samples were kept
-        model = build_model(
-            m.model_copy(update={"n_factors": width}),
-            len(train.users),
-            len(train.movies),
-            rating_scale,
-            posterior.global_mean,
-        )
-        weights = {
-            USER_EMBEDDING: posterior.user_factors,
-            MOVIE_EMBEDDING: posterior.movie_factors,
-            USER_BIAS: posterior.user_bias[:, None],
-            MOVIE_BIAS: posterior.movie_bias[:, None],
-        }
-        for name, value in weights.items():
-            model.get_layer(name).set_weights([value.astype(np.float32)])
-        arrays, head = export_arrays(model, m)
-        arrays = {**arrays, "baseline_user_bias": base_u, "baseline_movie_bias": base_i}
-        history = {"val_rmse": posterior.validation_rmse} if posterior.validation_rmse else {}
-        # No learning rate: one entry per sweep, so a refit replays the same number of sweeps.
-        return FittedModel(
-            model,
+        # The served width is export_rank, or fewer when few samples were kept.
+        return bias_form_fitted(
+            m,
             train,
-            arrays,
-            head,
-            sweeps,
-            [0.0] * sweeps,
-            time.perf_counter() - started,
-            history,
-            scorer_family=self.scorer_family,
+            rating_scale,
+            (posterior.user_factors, posterior.movie_factors),
+            (posterior.user_bias, posterior.movie_bias),
+            posterior.global_mean,
+            steps=sweeps,
+            seconds=time.perf_counter() - started,
+            history={"val_rmse": posterior.validation_rmse} if posterior.validation_rmse else {},
         )
