@@ -114,6 +114,7 @@ class System:
     group: str  # project | ablation | surprise | popularity | ease | notebook | served
     kind: str = ""
     side_features: bool | None = None
+    solver: str | None = None  # `--solver` (training/config.py), None for the kind's default
 
 
 def systems() -> list[System]:
@@ -129,6 +130,7 @@ def systems() -> list[System]:
     for kind in PROJECT_KINDS:
         side = True if kind in SIDE_FEATURE_KINDS else None
         out.append(System(kind, f"movierec {kind} (default)", "project", kind, side))
+    out.append(System("bias-als", "movierec bias --solver als", "project", "bias", True, solver="als"))
     for kind in SIDE_FEATURE_KINDS:
         out.append(System(f"{kind}-noside", f"movierec {kind} (no side features)", "ablation", kind, False))
     for kind in NOTEBOOK_EPOCHS:
@@ -479,6 +481,8 @@ def project_config(system: System, split: Split, quick: bool) -> Any:
     overrides: dict[str, Any] = {"seed": split.seed, "split": split.kind, "refit": False}
     if system.side_features is False:
         overrides["model_fields"] = {"side_features": False}
+    if system.solver is not None:
+        overrides["solver"] = system.solver
     if quick:
         overrides["epochs"] = 4 if system.kind == "bpmf" else 1
     return TrainConfig.for_kind(system.kind, **overrides)  # type: ignore[arg-type]
@@ -495,6 +499,8 @@ def train_command(system: System, split: Split, data_path: str, quick: bool) -> 
     ]
     if system.side_features is False:
         args.append("--no-side-features")
+    if system.solver is not None:
+        args.append(f"--solver {system.solver}")
     if quick:
         args.append(f"--epochs {4 if system.kind == 'bpmf' else 1}")
     return " ".join(args)
