@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -130,3 +132,24 @@ def test_sgd_penalties_keep_their_weight_per_rating_above_the_size_they_were_tun
     assert scaled.model.n_factors == config.model.n_factors and scaled.learning_rate == config.learning_rate
     per_row = TrainConfig.for_kind("bias", model_fields={"regularization": "per_example"})
     assert size_scaled_penalties(per_row, 10**8) is per_row  # a per-row penalty already scales with the data
+
+
+def test_the_trainer_names_the_solver_counts_sweeps_and_hints_at_als_for_large_sgd_runs(
+    tiny_ratings: RatingsData,
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    import training.__main__ as cli
+
+    data = str(tiny_ratings.ratings_path.parent)
+    common = ["--data", data, "--model", "bias", "--no-ranker", "--output-dir", str(tmp_path), "--quiet"]
+    assert cli.main(["train", *common, "--solver", "als", "--epochs", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "training bias by alternating least squares on 2,500 ratings" in out
+    assert re.search(r"model bias: \d+ sweeps, held-out RMSE", out) and "hint:" not in out
+    monkeypatch.setattr(cli, "ALS_HINT_RATINGS", 2_500)  # as if this were ml-25m
+    assert cli.main(["train", *common, "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "hint: at this size SGD needs many long epochs; `--solver als` fits bias in minutes" in out
+    assert re.search(r"model bias: 1 epochs, held-out RMSE", out)
