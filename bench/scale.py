@@ -156,7 +156,11 @@ def data_section(args: argparse.Namespace, known: dict[str, Any], work: Path) ->
     elif args.synth_usage:
         section["synth"] = json.loads(args.synth_usage)
     planted = json.loads((args.data / "planted.json").read_text())
-    if section.get("planted") != planted or "bound" not in section:  # a new data set: its own bound
+    if known.get("planted") not in (None, planted):
+        raise SystemExit(
+            f"{args.data} is not the data set of the runs in {args.results}: give this one its own --results and --out"
+        )
+    if "bound" not in section:
         section["planted"] = planted
         section["bound"] = known_movies_bound(args.data)
         print(f"bound: {section['bound']}", flush=True)
@@ -340,6 +344,8 @@ def _kept_reading(out: Path) -> list[str]:
     except ValueError:
         return []
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    while end > start and not lines[end - 1].strip():
+        end -= 1
     return [*lines[start:end], ""]
 
 
