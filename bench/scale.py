@@ -53,6 +53,7 @@ from bench.serving import (
     warm_up,
 )
 from bench.spark_als import markdown_section as spark_section
+from bench.spark_als import whole_run_wall_s as spark_wall_s
 from bench.synth_bound import known_movies_bound
 
 # Keras verbose=2 epoch line: "275/275 - 360s - 1s/step - loss: ..." (elapsed time first, whole seconds).
@@ -387,7 +388,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     spark = results.get("spark_als")
     if spark:
         held, total = spark["heldout"], spark["total"]
-        wall = spark.get("subprocess", {}).get("wall_s", total["wall_s"])
+        wall = spark_wall_s(spark)
         chosen = spark["chosen"]
         lines.append(
             f"| Spark MLlib ALS (peer) | rank {chosen['rank']}, regParam {chosen['reg']}, maxIter "

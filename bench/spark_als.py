@@ -25,7 +25,8 @@ Java 17+ runtime). The comparison is made fair by construction:
   /proc for the whole process tree (the Python driver, the JVM and Spark's Python workers, summed), per phase;
   `wait4`'s figures for the driver are kept as a cross-check (the JVM is not its waited child).
 
-`spark_peer()` runs it for `bench/scale.py`; `markdown_section()` turns its result into a report section.
+`spark_peer()` runs it as a subprocess; `markdown_section()` turns its result into a report section, and
+`bench/scale.py --spark-result FILE` puts it beside movierec's runs.
 """
 
 from __future__ import annotations
@@ -640,22 +641,10 @@ def markdown_section(result: dict[str, Any], level: int = 2) -> list[str]:
     return lines
 
 
-COMPARISON_HEADER = [
-    "| system | held-out RMSE | wall s (whole run) | CPU s | peak RSS MB |",
-    "|---|---:|---:|---:|---:|",
-]
-
-
-def comparison_row(result: dict[str, Any]) -> str:
-    """Spark's line of a movierec-against-peer table (`COMPARISON_HEADER`): the whole run, tuning included."""
-    t, chosen = result["total"], result["chosen"]
-    # The whole command's wall time, interpreter start included, as bench/scale.py measures movierec's.
-    wall = result.get("subprocess", {}).get("wall_s", t["wall_s"])
-    return (
-        f"| Spark MLlib ALS (rank {chosen['rank']}, regParam {chosen['reg']}, "
-        f"maxIter {result['settings']['max_iter']}, `{result['settings']['master']}`) | "
-        f"{result['heldout']['rmse']:.4f} | {wall} | {t['cpu_s']} | {t['peak_rss_mb']} |"
-    )
+def whole_run_wall_s(result: dict[str, Any]) -> float:
+    """The whole command's wall time, interpreter start included, as bench/scale.py measures movierec's runs."""
+    wall: float = result.get("subprocess", {}).get("wall_s", result["total"]["wall_s"])
+    return wall
 
 
 def parse_settings(args: argparse.Namespace) -> Settings:
