@@ -15,59 +15,110 @@ parsing requests meanwhile.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from app.errors import ApiError
+
+log = logging.getLogger(__name__)
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+# What a refused list asks a client to wait (s): a batch takes milliseconds, a full queue clears quickly.
+RETRY_AFTER_S = 1
 
 
 @dataclass
 class BatchStats:
-    """Counters for /metrics: batches run and the items they held."""
+    """Counters for /metrics: batches run, the items they held, and the lists refused or timed out."""
 
     batches: int = 0
     items: int = 0
     largest: int = 0
+    refused: int = 0
+    timed_out: int = 0
 
 
 class MicroBatcher(Generic[Item, Result]):
     """Runs `run_batch` over the items submitted concurrently; one batch at a time, in its own thread.
 
-    `run_batch` returns one entry per item, in order: the result, or the exception that item raises.
+    `run_batch` returns one entry per item, in order: the result, or the exception that item raises. The work
+    is bounded: at most `max_pending` items wait (beyond, `submit` answers 503 at once), an item waits at most
+    `timeout_s` (then 503, and it is dropped unscored), and a batch that fails, however it fails, fails its own
+    items and never the batcher.
     """
 
     def __init__(
-        self, run_batch: Callable[[list[Item]], Sequence[Result | BaseException]], max_batch: int = 64
+        self,
+        run_batch: Callable[[list[Item]], Sequence[Result | BaseException]],
+        max_batch: int = 64,
+        *,
+        max_pending: int = 256,
+        timeout_s: float = 10.0,
     ) -> None:
         self._run_batch = run_batch
         self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.timeout_s = timeout_s
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._busy = False
+        self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-batcher")
         self.stats = BatchStats()
 
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     async def submit(self, item: Item) -> Result:
         """The result for `item`, computed alone when the batcher is idle, else with the next batch."""
+        if self._closed:
+            raise ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"})
+        if len(self._pending) >= self.max_pending:
+            self.stats.refused += 1
+            raise _overloaded(f"{len(self._pending)} lists are already waiting to be scored")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
         if not self._busy:
             self._dispatch(loop)
-        return await future
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            self.stats.timed_out += 1
+            raise _overloaded(f"the list was not scored within {self.timeout_s:g} s") from None
 
     def close(self) -> None:
+        """Refuse new items, fail the waiting ones, and let the scoring thread go (at shutdown)."""
+        self._closed = True
+        pending, self._pending = self._pending, []
+        for _, future in pending:
+            if not future.done():
+                future.set_exception(
+                    ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"})
+                )
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        # Items whose client went away or timed out are dropped, not scored.
+        live = [(item, future) for item, future in self._pending if not future.done()]
+        batch, self._pending = live[: self.max_batch], live[self.max_batch :]
+        if not batch:
+            return
         self._busy = True
         self.stats.batches += 1
         self.stats.items += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
-        running = loop.run_in_executor(self._executor, self._run_batch, [item for item, _ in batch])
+        try:
+            running = loop.run_in_executor(self._executor, self._run_batch, [item for item, _ in batch])
+        except Exception as exc:  # the executor is shut down: fail this batch, stay usable for close()
+            self._busy = False
+            _fail(batch, exc)
+            return
         running.add_done_callback(lambda done: self._finish(loop, batch, done))
 
     def _finish(
@@ -76,16 +127,40 @@ class MicroBatcher(Generic[Item, Result]):
         batch: list[tuple[Item, asyncio.Future[Result]]],
         done: asyncio.Future[Sequence[Result | BaseException]],
     ) -> None:
-        # Runs on the event loop (a done callback), so `_pending` and `_busy` are only touched there.
-        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        results: Sequence[Result | BaseException] = [error] * len(batch) if error else done.result()
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():  # the client went away
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-        self._busy = False
-        if self._pending:
-            self._dispatch(loop)
+        # Runs on the event loop (a done callback), so `_pending` and `_busy` are only touched there. Whatever
+        # goes wrong here (a batch that raised, a result list of the wrong length), every future of the batch
+        # is settled and the next batch is dispatched: a failure never leaves the batcher busy for good.
+        try:
+            error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+            results: Sequence[Result | BaseException] = [error] * len(batch) if error else done.result()
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} lists returned {len(results)} results")
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():  # the client went away
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        except Exception as exc:
+            log.exception("list batch failed")
+            _fail(batch, exc)
+        finally:
+            self._busy = False
+            if self._pending and not self._closed:
+                self._dispatch(loop)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[Result]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _overloaded(why: str) -> ApiError:
+    return ApiError(
+        503,
+        "overloaded",
+        f"the server is busy: {why}; retry in {RETRY_AFTER_S} s",
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )

@@ -17,35 +17,42 @@ from fastapi.responses import JSONResponse
 
 from app.errors import error_response
 from app.settings import Settings
-from movierec.store import RatingStore, StoreUnavailableError, create_store_engine
+from movierec.store import RatingStore, StoreBusyError, StoreUnavailableError, create_store_engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# What a 503 for an unreachable database asks clients to wait before retrying (seconds).
-RETRY_AFTER_S = 5
 
 
 def install_store(app: FastAPI, settings: Settings) -> None:
     """Create the store (no connection yet) and map `StoreUnavailableError` to a 503 with Retry-After."""
     from app.user_vectors import UserVectorCache  # app.user_vectors builds on this module
 
+    url = settings.database_url.get_secret_value()
     engine = create_store_engine(
-        settings.database_url, statement_timeout_ms=settings.database_statement_timeout_ms
+        url,
+        statement_timeout_ms=settings.database_statement_timeout_ms,
+        busy_timeout_ms=settings.database_busy_timeout_ms,
     )
-    app.state.store = RatingStore(settings.database_url, engine=engine)
+    app.state.store = RatingStore(url, engine=engine, busy_timeout_ms=settings.database_busy_timeout_ms)
     app.state.user_vectors = UserVectorCache(settings.user_cache_size)
     app.state.metrics.user_vector_cache.set_function(lambda: len(app.state.user_vectors))
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        assert isinstance(exc, StoreUnavailableError)
+        log.warning("%s on %s %s: %s", exc.code, request.method, request.url.path, exc)
+        # The reason goes to the log above (without host, user or password), not to clients.
+        what = (
+            "busy: a lock held elsewhere (another writer, a backup, a migration) outlasted "
+            f"MOVIEREC_DATABASE_BUSY_TIMEOUT_MS ({settings.database_busy_timeout_ms} ms)"
+            if isinstance(exc, StoreBusyError)
+            else "unavailable"
+        )
         return error_response(
             503,
-            StoreUnavailableError.code,
-            # The reason (host, port, file) goes to the log above, not to clients.
-            "the ratings database is unavailable: ratings cannot be read or written right now, retry "
-            "shortly (recommendations and predictions from the model keep working)",
-            {"Retry-After": str(RETRY_AFTER_S)},
+            exc.code,
+            f"the ratings database is {what}: ratings cannot be read or written right now, retry in "
+            f"{exc.retry_after_s} s (recommendations and predictions from the model keep working)",
+            {"Retry-After": str(exc.retry_after_s)},
         )
 
     app.add_exception_handler(StoreUnavailableError, _unavailable)

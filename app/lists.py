@@ -13,14 +13,20 @@ from collections.abc import Sequence
 from fastapi import Request
 
 from app.batching import MicroBatcher
+from app.settings import Settings
 from app.state import LoadedModel
 from movierec.recommender import ListQuery, Ranked, Recommender
 
 ListItem = tuple[Recommender, ListQuery]
 
 
-def new_list_batcher(max_batch: int) -> MicroBatcher[ListItem, Ranked]:
-    return MicroBatcher(rank_grouped, max_batch=max_batch)
+def new_list_batcher(settings: Settings) -> MicroBatcher[ListItem, Ranked]:
+    return MicroBatcher(
+        rank_grouped,
+        max_batch=settings.list_batch_max,
+        max_pending=settings.list_queue,
+        timeout_s=settings.list_timeout_s,
+    )
 
 
 def rank_grouped(items: Sequence[ListItem]) -> list[Ranked | BaseException]:

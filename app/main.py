@@ -18,6 +18,7 @@ from app.middleware import BodySizeLimitMiddleware, Metrics, MetricsMiddleware
 from app.model_watch import watch_model
 from app.offload import HeavyWork
 from app.openapi import install_openapi
+from app.query import install_query_check
 from app.routers import admin, movies, new_movies, ops, predict, ratings, recommend, web_routers
 from app.schemas import FoldInRequest, PredictRequest
 from app.settings import Settings, get_settings
@@ -66,11 +67,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device,
         loaded.list_cost_ms,
     )
+    app.state.list_batcher = new_list_batcher(settings)  # fresh per start: the previous one was closed
     await start_store(app)  # people's own ratings; an unreachable database is a warning, not a failure
     # Follow `latest` (MOVIEREC_MODEL_POLL_SECONDS): a retrain reaches every process with no admin call.
     async with watch_model(app.state.holder, settings, device, app.state.metrics) as watcher:
         app.state.model_watch = watcher
         yield
+    app.state.list_batcher.close()
     await stop_store(app)
 
 
@@ -88,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.holder = ModelHolder()
     app.state.metrics = Metrics()
-    app.state.list_batcher = new_list_batcher(settings.list_batch_max)
+    app.state.list_batcher = new_list_batcher(settings)
     app.state.heavy_work = HeavyWork(settings.heavy_threads, settings.heavy_queue)
     install_error_handlers(app)
     install_store(app, settings)
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(ExplainedStartupFailure)
+    install_query_check(app)  # 422 for a query parameter the route does not declare (app/query.py)
     install_openapi(app, PredictRequest, FoldInRequest)
     return app
 

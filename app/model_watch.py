@@ -62,20 +62,30 @@ class ModelWatcher:
         self.metrics = metrics
         self.state = WatchState(interval_s=settings.model_poll_seconds, watching=str(settings.model_dir))
         current = holder.current
-        # The run the link pointed at when the served model was loaded: only a move away from it counts.
-        self._seen: Path | None = current.recommender.bundle.path if current is not None else None
+        if holder.link_target is None and current is not None:
+            # The run the link pointed at when the served model was loaded: only a move away from it counts.
+            holder.link_target = current.recommender.bundle.path
 
     def _target(self) -> Path:
         """Where the watched path leads now (a readlink; a dangling link resolves to its missing target)."""
         return self.settings.model_dir.resolve()
 
     def poll(self) -> PollResult:
-        """One check, blocking (run it in a thread): swap in the run behind the link if the link moved."""
+        """One check, blocking (run it in a thread): swap in the run behind the link if the link moved.
+
+        The whole check holds the holder's swap lock, as POST /admin/reload does: a reload answered while
+        this poll loads a run either happened before it (and the link's move then wins, as documented) or
+        waits for it (and wins), never is overwritten silently after its 200.
+        """
+        with self.holder.swap_lock:
+            return self._poll_locked()
+
+    def _poll_locked(self) -> PollResult:
         target = self._target()
-        if target == self._seen:
+        if target == self.holder.link_target:
             result: PollResult = "unchanged"
         else:
-            self._seen = target  # a refused run is retried only when the link moves again
+            self.holder.link_target = target  # a refused run is retried only when the link moves again
             previous = self.holder.current
             try:
                 new = load_model(target, self.settings, self.device)

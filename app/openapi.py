@@ -24,6 +24,10 @@ Schema = dict[str, Any]
 
 # Query parameters whose largest accepted value is a setting: parameter name -> Settings attribute.
 QUERY_MAXIMA = {"k": "max_k", "limit": "max_k"}
+# Query strings whose length a pattern bounds without a `maxLength` of their own: parameter name -> that bound.
+# `cursor` (GET /users/{user_id}/ratings) matches movierec.store.CURSOR_PATTERN, two runs of 1-16 digits around
+# an underscore, so the route refuses anything longer than 33 characters; the document says so in numbers.
+QUERY_MAX_LENGTHS = {"cursor": 33}
 # Body fields whose size limit is a setting: (component, property) -> (JSON Schema keyword, Settings attribute).
 BODY_LIMITS = {
     ("FoldInRequest", "k"): ("maximum", "max_k"),
@@ -38,6 +42,8 @@ BODY_LIMITS = {
 # Parameters and body fields (component, property) that name genres of the served catalogue.
 GENRE_FIELDS = {"genre"}
 GENRE_COMPONENTS = (("FoldInRequest", "genre"), ("NewMovieRequest", "genres"))
+# Open unless MOVIEREC_METRICS_TOKEN is set (app/auth.py `require_metrics_token`).
+METRICS_PATH = "/metrics"
 # Components whose `rating` property is a rating on the served model's scale.
 RATING_COMPONENTS = ("RatingIn", "RatingBody")
 
@@ -87,8 +93,12 @@ def with_deployment_limits(document: Schema, settings: Settings, recommender: Re
         name = parameter.get("name")
         if name in QUERY_MAXIMA:
             _value_schema(parameter["schema"])["maximum"] = getattr(settings, QUERY_MAXIMA[name])
+        if name in QUERY_MAX_LENGTHS:
+            _value_schema(parameter["schema"]).setdefault("maxLength", QUERY_MAX_LENGTHS[name])
         if name in GENRE_FIELDS and genres is not None:
             _value_schema(_value_schema(parameter["schema"])["items"])["enum"] = genres
+    if settings.metrics_token is None:
+        _drop_security(document, METRICS_PATH)
     components = document.get("components", {}).get("schemas", {})
     for (component, field), (keyword, setting) in BODY_LIMITS.items():
         if component in components:
@@ -107,6 +117,15 @@ def with_deployment_limits(document: Schema, settings: Settings, recommender: Re
     if recommender.rating_step is not None and "RatingBody" in components:
         components["RatingBody"]["properties"]["rating"]["multipleOf"] = recommender.rating_step
     return document
+
+
+def _drop_security(document: Schema, path: str) -> None:
+    """`path` is open in this deployment (its secret is unset): no security requirement, no 401/403."""
+    for operation in document.get("paths", {}).get(path, {}).values():
+        if isinstance(operation, dict):
+            operation.pop("security", None)
+            for status in ("401", "403"):
+                operation.get("responses", {}).pop(status, None)
 
 
 def _parameters(document: Schema) -> Iterator[Schema]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 
 def _whole_number(value: Any) -> Any:
@@ -20,6 +20,21 @@ def _whole_number(value: Any) -> Any:
 JsonInt = Annotated[int, Field(strict=True), BeforeValidator(_whole_number)]
 # JSON-safe integer ids: MovieLens ids are positive; 2^53-1 keeps them exact in every JSON client.
 RawId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True), BeforeValidator(_whole_number)]
+
+# Most genres one list filter (`genre`, in a body or repeated in the query string) may name, as sent: well above
+# the 20 genres of MovieLens, so that a client naming every genre once, even in two spellings, fits. Repeats
+# (case-insensitive) count once (`Recommender.candidate_penalty`), so the filter's cost is bounded by the
+# catalogue's genres whatever the list; the bound keeps the list itself from costing anything.
+MAX_GENRE_FILTER = 32
+# Longest genre name a request may send (the longest MovieLens genre has 18 characters).
+MAX_GENRE_CHARS = 100
+GenreFilter = Annotated[str, StringConstraints(max_length=MAX_GENRE_CHARS)]
+GENRE_FILTER_DESCRIPTION = (
+    f"movies of any of these genres (GET /genres), matched case-insensitively; at most {MAX_GENRE_FILTER} "
+    "names, a genre given twice counts once"
+)
+# Longest run id (`ReloadRequest.run_id`; its pattern says the same).
+MAX_RUN_ID_CHARS = 128
 
 
 class ErrorResponse(BaseModel):
@@ -189,7 +204,9 @@ class FoldInRequest(BaseModel):
         "when the model knows none of the movies, the list is the new-user (cold-start) list",
     )
     k: JsonInt = Field(10, ge=1, description="list length (at most MOVIEREC_MAX_K)")
-    genre: list[str] = Field(default_factory=list, description="only movies of any of these genres")
+    genre: list[GenreFilter] = Field(
+        default_factory=list, max_length=MAX_GENRE_FILTER, description=f"only {GENRE_FILTER_DESCRIPTION}"
+    )
     min_ratings: JsonInt = Field(0, ge=0, le=2**31 - 1, description="only movies rated at least this often")
 
 
@@ -199,7 +216,9 @@ class RecommendParams(BaseModel):
     user_id: int = Field(ge=1, le=2**53 - 1, examples=[1])
     k: int = Field(10, ge=1, description="list length (at most MOVIEREC_MAX_K)")
     exclude_rated: bool = Field(True, description="leave out movies the user rated in training")
-    genre: list[str] | None = Field(None, description="repeatable; movies of any of these genres")
+    genre: list[GenreFilter] | None = Field(
+        None, max_length=MAX_GENRE_FILTER, description=f"repeatable; {GENRE_FILTER_DESCRIPTION}"
+    )
     min_ratings: int = Field(0, ge=0, le=2**31 - 1, description="only movies rated at least this often")
 
 
@@ -310,7 +329,10 @@ class ReloadRequest(BaseModel):
     )
 
     run_id: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="a run id, never a path"
+        None,
+        max_length=MAX_RUN_ID_CHARS,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="a run id, never a path",
     )
 
 

@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", description="level of the service's own log lines (`app`, `movierec`); uvicorn's are its own"
     )
-    database_url: str = Field(
-        "sqlite:///data/movierec.db",
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///data/movierec.db"),
         description="people's own ratings (SQLAlchemy URL; postgresql://... for PostgreSQL); the default is a "
         "SQLite file under data/ relative to the working directory",
     )
@@ -75,8 +75,30 @@ class Settings(BaseSettings):
         description="PostgreSQL: longest a statement of the service may run (ms; 0: no limit); past it the "
         "request answers 503 database_unavailable instead of waiting on a hung server or a held lock",
     )
+    database_busy_timeout_ms: int = Field(
+        2_000,
+        ge=0,
+        le=60_000,
+        description="longest a write waits for a database lock held elsewhere (a SQLite writer in another "
+        "process, a backup, a PostgreSQL row or table lock) or for a free pooled connection, in ms; past it the "
+        "request answers 503 database_busy with Retry-After instead of hanging",
+    )
     api_key: SecretStr | None = Field(
         None, description="bearer key of the /users rating endpoints; unset disables them (403)"
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="bearer token GET /metrics requires (Prometheus: `authorization: {credentials: ...}` in "
+        "the scrape config); unset leaves /metrics open, for a scrape from inside a private network",
+    )
+    list_queue: int = Field(
+        256,
+        ge=1,
+        description="lists that may wait for the list batcher (MOVIEREC_LIST_BATCHING); beyond: 503 "
+        "overloaded with Retry-After",
+    )
+    list_timeout_s: float = Field(
+        10.0, gt=0, description="longest a list waits for the list batcher; past it: 503 overloaded"
     )
     user_cache_size: int = Field(
         10_000, ge=1, description="most re-solved user vectors (users with stored ratings) held per process"

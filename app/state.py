@@ -51,6 +51,7 @@ def load_model(path: Path, settings: Settings, device: str) -> LoadedModel:
         # Built here, at load (a reload runs in a worker thread), not by the first search on the event loop.
         title_index(recommender)
         new_movie_scorer(recommender)  # the genre/year prior of movies added after training, likewise
+        _ = recommender.rating_step  # from the manifest; an older artifact's is derived here, not per request
     except ArtifactError:
         raise
     except Exception as exc:  # any failure here means the artifact cannot serve
@@ -90,11 +91,19 @@ def _smoke_test(recommender: Recommender) -> None:
 
 
 class ModelHolder:
-    """Holds the current model; reloads are serialised, the swap is one reference assignment."""
+    """Holds the current model; the swap is one reference assignment.
+
+    Every swap after start-up, an admin reload or the `latest` poller's (app/model_watch.py), holds
+    `swap_lock` from deciding what to load to the assignment: swaps are serialised, so the model a 200 named
+    is the one served until the next swap starts, never one a concurrent load finishes later.
+    """
 
     def __init__(self) -> None:
         self._current: LoadedModel | None = None
-        self._reload_lock = threading.Lock()
+        self.swap_lock = threading.Lock()
+        # Where the followed link (MOVIEREC_MODEL_DIR) led when the served model was last chosen: the poller
+        # swaps only when the link moves away from it, so an admin pin outlives polls until the next run.
+        self.link_target: Path | None = None
 
     @property
     def current(self) -> LoadedModel | None:
@@ -109,7 +118,7 @@ class ModelHolder:
         Returns (previous run id, new run id). The old model keeps serving if anything fails.
         """
         root = settings.resolved_model_root
-        with self._reload_lock:
+        with self.swap_lock:
             if run_id is None:
                 latest = root / LATEST
                 if not latest.exists():
@@ -122,5 +131,6 @@ class ModelHolder:
             new = load_model(path, settings, device)
             previous = self._current.recommender.run_id if self._current else ""
             self._current = new
+            self.link_target = settings.model_dir.resolve()
             log.info("reloaded model: %s -> %s", previous, new.recommender.run_id)
             return previous, new.recommender.run_id

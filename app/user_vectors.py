@@ -22,6 +22,8 @@ from fastapi import Request
 from numpy.typing import NDArray
 
 from app.database import get_store, run_read
+from app.offload import HeavyWork
+from movierec.errors import UnknownMovieError, UnknownUserError
 from movierec.recommender import ListQuery, Predictions, Ranked, Recommender
 from movierec.store import RatingStore, StoreUnavailableError, UserHistory, UserStateRow
 
@@ -127,12 +129,32 @@ def get_cache(request: Request) -> UserVectorCache:
     return cache
 
 
-def _lookup(
-    store: RatingStore, cache: UserVectorCache, recommender: Recommender, user_id: int, state: UserStateRow
+async def resolve_user(request: Request, recommender: Recommender, user_id: int) -> UserVector | None:
+    """The user's re-solved vector, or None to use the trained one (no stored ratings, or database down).
+
+    Only the version read may run on the event loop (SQLite: a few µs, `run_read`); a cache miss reads the
+    user's history and solves their vector in a worker thread, bounded like all costly work (app/offload.py):
+    a history read may wait on the database, and an `nn` fold-in takes 200 optimiser steps.
+    """
+    store = get_store(request)
+    cache = get_cache(request)
+    try:
+        state = await run_read(store, lambda: store.user_state(user_id))
+        if state is None:
+            return None
+        cached = cache.get(recommender.run_id, user_id, state.version)
+        if cached is not None:
+            return cached
+        heavy: HeavyWork = request.app.state.heavy_work
+        return await heavy.run(lambda: _solve_and_cache(store, cache, recommender, user_id))
+    except StoreUnavailableError as exc:
+        log.warning("serving user %d from the trained model: %s", user_id, exc)
+        return None
+
+
+def _solve_and_cache(
+    store: RatingStore, cache: UserVectorCache, recommender: Recommender, user_id: int
 ) -> UserVector | None:
-    cached = cache.get(recommender.run_id, user_id, state.version)
-    if cached is not None:
-        return cached
     history = store.user_history(user_id)
     if history is None:
         return None
@@ -141,44 +163,56 @@ def _lookup(
     return entry
 
 
-async def resolve_user(request: Request, recommender: Recommender, user_id: int) -> UserVector | None:
-    """The user's re-solved vector, or None to use the trained one (no stored ratings, or database down)."""
-    store = get_store(request)
-    cache = get_cache(request)
-
-    def work() -> UserVector | None:
-        state = store.user_state(user_id)
-        return None if state is None else _lookup(store, cache, recommender, user_id, state)
-
-    try:
-        return await run_read(store, work)
-    except StoreUnavailableError as exc:
-        log.warning("serving user %d from the trained model: %s", user_id, exc)
-        return None
-
-
 async def resolve_users(
     request: Request, recommender: Recommender, user_ids: Sequence[int]
 ) -> dict[int, UserVector]:
-    """`resolve_user` for the distinct users of a batch: one query for all versions, then a solve per miss."""
+    """`resolve_user` for the distinct users of a batch: one query for all versions (inline where that is
+    cheap, as for one user), then the cache misses' solves together in one hop off the event loop."""
     store, cache = get_store(request), get_cache(request)
-    return await run_read(store, lambda: resolve_users_now(store, cache, recommender, user_ids))
+    try:
+        states = await run_read(store, lambda: store.user_states(sorted(set(user_ids))))
+        found, missing = _cached(cache, recommender, states)
+        if missing:
+            heavy: HeavyWork = request.app.state.heavy_work
+            found |= await heavy.run(lambda: _solve_all(store, cache, recommender, missing))
+    except StoreUnavailableError as exc:
+        log.warning("serving a batch from the trained model: %s", exc)
+        return {}
+    return found
 
 
 def resolve_users_now(
     store: RatingStore, cache: UserVectorCache, recommender: Recommender, user_ids: Sequence[int]
 ) -> dict[int, UserVector]:
     """`resolve_users` in the calling thread (a request already running off the event loop)."""
-    found: dict[int, UserVector] = {}
     try:
-        for user, state in store.user_states(sorted(set(user_ids))).items():
-            entry = _lookup(store, cache, recommender, user, state)
-            if entry is not None:
-                found[user] = entry
+        found, missing = _cached(cache, recommender, store.user_states(sorted(set(user_ids))))
+        return found | _solve_all(store, cache, recommender, missing)
     except StoreUnavailableError as exc:
         log.warning("serving a batch from the trained model: %s", exc)
         return {}
-    return found
+
+
+def _cached(
+    cache: UserVectorCache, recommender: Recommender, states: dict[int, UserStateRow]
+) -> tuple[dict[int, UserVector], list[int]]:
+    """The users whose cached vector is of their current version, and the users left to solve."""
+    found: dict[int, UserVector] = {}
+    missing: list[int] = []
+    for user, state in states.items():
+        entry = cache.get(recommender.run_id, user, state.version)
+        if entry is None:
+            missing.append(user)
+        else:
+            found[user] = entry
+    return found, missing
+
+
+def _solve_all(
+    store: RatingStore, cache: UserVectorCache, recommender: Recommender, user_ids: Sequence[int]
+) -> dict[int, UserVector]:
+    solved = {user: _solve_and_cache(store, cache, recommender, user) for user in user_ids}
+    return {user: entry for user, entry in solved.items() if entry is not None}
 
 
 def source_of(recommender: Recommender, user_id: int, resolved: UserVector | None) -> Source:
@@ -241,6 +275,25 @@ async def predict_pair(
     )
 
 
+def _check_known(
+    recommender: Recommender,
+    users: NDArray[np.int64],
+    movies: NDArray[np.int64],
+    resolved: dict[int, UserVector],
+) -> None:
+    """A strict batch's 404 for its first unknown user (else movie), named `instances[i]` by request order."""
+    user_known = recommender.bundle.user_ids.index_of(users) >= 0
+    for user, entry in resolved.items():
+        user_known[users == user] = entry.vector is not None
+    if not user_known.all():
+        first = int(np.flatnonzero(~user_known)[0])
+        raise UnknownUserError(int(users[first]), f"instances[{first}]: ")
+    movie_known = recommender.bundle.movie_ids.index_of(movies) >= 0
+    if not movie_known.all():
+        first = int(np.flatnonzero(~movie_known)[0])
+        raise UnknownMovieError(int(movies[first]), f"instances[{first}]: ")
+
+
 def predict_resolved(
     recommender: Recommender,
     users: NDArray[np.int64],
@@ -251,6 +304,10 @@ def predict_resolved(
 ) -> tuple[Predictions, list[Source]]:
     """POST /predict, a batch, once its users with stored ratings are resolved (`resolve_users`): the trained
     predictions with those users' pairs replaced. Plain computation, no database, so it may run in a thread."""
+    if strict and resolved:
+        # Checked over the whole batch first, so that the 404 names the pair's position in the request, not
+        # in one of the subsets below.
+        _check_known(recommender, users, movies, resolved)
     if not resolved:
         preds = recommender.predict(users, movies, strict=strict)
         known = preds.user_known.tolist()

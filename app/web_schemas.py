@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas import RatingIn, RawId
+from app.schemas import GENRE_FILTER_DESCRIPTION, MAX_GENRE_FILTER, GenreFilter, RatingIn, RawId
 
 # Longest title query; longer ones are not titles (the longest MovieLens title has about 160 characters).
 MAX_QUERY_CHARS = 200
@@ -24,7 +24,9 @@ class SearchParams(BaseModel):
         "starts a word (case- and accent-insensitive; 'the godfather' finds 'Godfather, The'); empty lists "
         "every movie, most-rated first",
     )
-    genre: list[str] | None = Field(None, description="repeatable; movies of any of these genres")
+    genre: list[GenreFilter] | None = Field(
+        None, max_length=MAX_GENRE_FILTER, description=f"repeatable; {GENRE_FILTER_DESCRIPTION}"
+    )
     offset: int = Field(0, ge=0, le=2**31 - 1, description="matches to skip (from `next_offset`)")
     limit: int = Field(20, ge=1, description="page size (at most MOVIEREC_MAX_K)")
 

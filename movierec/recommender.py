@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from movierec.artifacts import Bundle
+from movierec.data import rating_step_of
 from movierec.errors import (
     InvalidRequestError,
     UnknownGenreError,
@@ -142,11 +143,20 @@ class Recommender:
         self.mean_rating = catalogue["mean_rating"].to_numpy(np.float32)
         all_genres = sorted({g for gs in self.genres for g in gs})
         self.genre_names = all_genres
-        # Per genre (lower-cased): 0 for its movies, -inf for the rest, added to scores to filter (see `_rank`).
-        self.genre_penalties: dict[str, NDArray[np.float32]] = {
-            g.lower(): np.where([g in gs for gs in self.genres], np.float32(0), np.float32(-np.inf))
-            for g in all_genres
-        }
+        # Which movies each genre holds, one boolean row per genre (lower-cased name -> row), and per genre the
+        # scores to add to filter by it alone: 0 for its movies, -inf for the rest (see `candidate_penalty`).
+        # Read-only: a one-genre filter hands its row to every request as is.
+        self._genre_rows = {g.lower(): row for row, g in enumerate(all_genres)}
+        self._genre_members = np.zeros((len(all_genres), len(self.genres)), dtype=np.bool_)
+        for movie, movie_genres in enumerate(self.genres):
+            for g in movie_genres:
+                self._genre_members[self._genre_rows[g.lower()], movie] = True
+        self._genre_members.setflags(write=False)
+        self.genre_penalties: dict[str, NDArray[np.float32]] = {}
+        for g, row in self._genre_rows.items():
+            penalty = np.where(self._genre_members[row], np.float32(0), np.float32(-np.inf))
+            penalty.setflags(write=False)
+            self.genre_penalties[g] = penalty
         # Most-rated first, computed once: bias_ranking used to argsort the whole catalogue per request.
         self._by_popularity = np.argsort(-self.n_ratings, kind="stable")
         self._cold_start_ratings = self.scorer.fallback(
@@ -224,26 +234,35 @@ class Recommender:
     def candidate_penalty(self, genres: list[str] | None, min_ratings: int) -> NDArray[np.float32] | None:
         """Scores to add for the filters: 0 for candidates, -inf for the rest (None when there is no filter).
 
-        Genres match any of them, case-insensitively. Adding is one vectorised pass over the catalogue; a masked
-        write costs several times that.
+        Genres match any of them, case-insensitively, and a genre named twice counts once, so the cost is
+        bounded by the catalogue's genres, never by the request: the distinct genres' membership rows are
+        OR-ed into one catalogue-sized mask in place, and the result is at most two more catalogue-sized
+        arrays. Adding the result to scores is one vectorised pass; a masked write costs several times that.
+        The array returned may be shared between requests (a one-genre filter): callers never write to it.
         """
-        penalty: NDArray[np.float32] | None = None
-        if genres:
-            penalties = [self.genre_penalties[g] for g in self._genre_keys(genres)]
-            # One genre (the common case) uses the precomputed array as is: callers never write to it.
-            penalty = penalties[0] if len(penalties) == 1 else np.maximum.reduce(penalties)
-        if min_ratings > 0:
-            enough = np.where(self.n_ratings >= min_ratings, np.float32(0), np.float32(-np.inf))
-            penalty = enough if penalty is None else np.minimum(penalty, enough)
-        return penalty
+        keys = self._genre_keys(genres) if genres else []
+        if not keys and min_ratings <= 0:
+            return None
+        if len(keys) == 1 and min_ratings <= 0:
+            return self.genre_penalties[keys[0]]  # the common case: the precomputed row as is
+        if keys:
+            keep = self._genre_members[self._genre_rows[keys[0]]].copy()
+            for key in keys[1:]:
+                np.logical_or(keep, self._genre_members[self._genre_rows[key]], out=keep)
+            if min_ratings > 0:
+                np.logical_and(keep, self.n_ratings >= min_ratings, out=keep)
+        else:
+            keep = self.n_ratings >= min_ratings
+        return np.where(keep, np.float32(0), np.float32(-np.inf))
 
     def _genre_keys(self, genres: list[str]) -> list[str]:
-        keys = [g.lower() for g in genres]
-        unknown = [g for g, key in zip(genres, keys, strict=True) if key not in self.genre_penalties]
+        """The distinct genres of a filter, lower-cased, in first-seen order; UnknownGenreError names the first
+        one the catalogue does not have."""
+        keys = list(dict.fromkeys(g.lower() for g in genres))
+        unknown = [key for key in keys if key not in self._genre_rows]
         if unknown:
-            raise UnknownGenreError(
-                f"unknown genre {unknown[0]!r}; known genres: {', '.join(self.genre_names)}"
-            )
+            given = next(g for g in genres if g.lower() == unknown[0])
+            raise UnknownGenreError(f"unknown genre {given!r}; known genres: {', '.join(self.genre_names)}")
         return keys
 
     def recommend(
@@ -468,15 +487,15 @@ class Recommender:
 
     @functools.cached_property
     def rating_step(self) -> float | None:
-        """The step of the training ratings (1.0 for whole stars, 0.5 for half stars), None when they use neither."""
-        ratings = self.bundle.user_ratings.ratings.astype(np.float64)
-        if ratings.size == 0:
-            return None
-        for step in (1.0, 0.5):
-            scaled = ratings / step
-            if np.allclose(scaled, np.round(scaled), atol=1e-6):
-                return step
-        return None
+        """The step of the training ratings (1.0 for whole stars, 0.5 for half stars), None when they use neither.
+
+        The trainer records it in the manifest (`data.rating_step`); for an artifact from before that, it is
+        derived from the served ratings here, which `app.state.load_model` asks for at load, in its thread.
+        """
+        if "rating_step" in self.manifest.data:
+            step = self.manifest.data["rating_step"]
+            return None if step is None else float(step)
+        return rating_step_of(self.bundle.user_ratings.ratings)
 
     def _rank_catalogue(
         self,

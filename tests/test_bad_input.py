@@ -8,16 +8,22 @@ reaches a 5xx or an error body other than `{"detail", "code"}`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.openapi import QUERY_MAX_LENGTHS
+from app.schemas import MAX_GENRE_CHARS, MAX_GENRE_FILTER, MAX_RUN_ID_CHARS
 from app.settings import Settings
+from app.web_schemas import MAX_QUERY_CHARS
 from movierec.artifacts import Bundle, load_bundle
+from movierec.recommender import Recommender
 
 MAX_K, MAX_BATCH, MAX_FOLD_IN, MAX_BODY = 20, 50, 30, 4096
 JSON = {"Content-Type": "application/json"}
@@ -329,3 +335,172 @@ def test_fold_in_of_only_unknown_movies_is_the_new_user_list(client: TestClient,
 def test_fold_in_rating_entries_refuse_unknown_fields(client: TestClient, bundle: Bundle) -> None:
     ratings = [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4, "user_id": 1}]
     _error(client.post("/recommend", json={"ratings": ratings}), 422, "validation_error", "user_id")
+
+
+# ---- bounded lists and strings (issue 23) --------------------------------------------------------------------
+
+
+def _fold_in(bundle: Bundle, **options: Any) -> dict[str, Any]:
+    return {"ratings": [{"movie_id": int(bundle.movie_ids.ids[0]), "rating": 4}], **options}
+
+
+def test_genre_lists_past_their_bound_are_422_naming_the_field(client: TestClient, bundle: Bundle) -> None:
+    genre = client.get("/genres").json()[0]
+    for path in ("/recommend/1", "/movies"):
+        assert client.get(path, params=[("genre", genre)] * MAX_GENRE_FILTER).status_code == 200
+        _error(
+            client.get(path, params=[("genre", genre)] * (MAX_GENRE_FILTER + 1)),
+            422,
+            "validation_error",
+            "genre",
+            str(MAX_GENRE_FILTER),
+        )
+    assert (
+        client.post("/recommend", json=_fold_in(bundle, genre=[genre] * MAX_GENRE_FILTER)).status_code == 200
+    )
+    # Issue 23's request (20,000 x "Drama" there; this app's bodies are at most 4 KB) is refused before any work.
+    _error(
+        client.post("/recommend", json=_fold_in(bundle, genre=[genre] * 300)),
+        422,
+        "validation_error",
+        "genre",
+        str(MAX_GENRE_FILTER),
+    )
+
+
+def test_a_genre_given_twice_counts_once(client: TestClient, bundle: Bundle) -> None:
+    first, second = client.get("/genres").json()[:2]
+    once = client.post("/recommend", json=_fold_in(bundle, genre=[first, second])).json()
+    spellings = [first, first.lower(), first.upper(), second, second.lower(), first]
+    assert client.post("/recommend", json=_fold_in(bundle, genre=spellings)).json() == once
+    query = client.get("/recommend/1", params=[("genre", g) for g in spellings]).json()
+    assert query == client.get("/recommend/1", params=[("genre", first), ("genre", second)]).json()
+
+
+def test_candidate_penalty_is_the_union_of_the_distinct_genres(bundle: Bundle) -> None:
+    recommender = Recommender(bundle)
+    names = recommender.genre_names[:3]
+    expected = np.array([any(g in gs for g in names) for gs in recommender.genres])
+    penalty = recommender.candidate_penalty([*names, *(n.upper() for n in names)] * 5, 0)
+    assert penalty is not None and np.array_equal(np.isfinite(penalty), expected)
+    enough = recommender.n_ratings >= 30
+    both = recommender.candidate_penalty(names, 30)
+    assert both is not None and np.array_equal(np.isfinite(both), expected & enough)
+    one = recommender.candidate_penalty([names[0], names[0].lower()], 0)
+    assert one is not None and not one.flags.writeable  # the shared precomputed row, never written to
+
+
+@pytest.mark.parametrize(
+    ("request_args", "field"),
+    [
+        ({"method": "GET", "url": "/recommend/1", "params": {"genre": "x" * (MAX_GENRE_CHARS + 1)}}, "genre"),
+        ({"method": "GET", "url": "/movies", "params": {"q": "x" * (MAX_QUERY_CHARS + 1)}}, "q"),
+        (
+            {"method": "POST", "url": "/admin/reload", "json": {"run_id": "a" * (MAX_RUN_ID_CHARS + 1)}},
+            "run_id",
+        ),
+    ],
+)
+def test_strings_past_their_max_length_are_422(client: TestClient, request_args: dict, field: str) -> None:
+    headers = {"Authorization": "Bearer whatever"}
+    response = client.request(**request_args, headers=headers)
+    if request_args["url"] == "/admin/reload":
+        assert response.status_code in (403, 422)  # the admin route is off in this app: 403 before the body
+    else:
+        _error(response, 422, "validation_error", field)
+
+
+def test_every_input_array_and_string_of_the_document_is_bounded(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    components = document["components"]["schemas"]
+
+    def unbounded(schema: dict[str, Any], where: str) -> list[str]:
+        if "$ref" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+        found = [u for branch in schema.get("anyOf", ()) for u in unbounded(branch, where)]
+        if schema.get("type") == "array":
+            found += [] if "maxItems" in schema else [where]
+            found += unbounded(schema["items"], f"{where}[]")
+        if schema.get("type") == "string" and not {"maxLength", "enum"} & set(schema):
+            found.append(where)
+        for name, prop in schema.get("properties", {}).items():
+            found += unbounded(prop, f"{where}.{name}")
+        return found
+
+    problems = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", ()):
+                problems += unbounded(parameter["schema"], f"{method} {path} {parameter['name']}")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                problems += unbounded(body["schema"], f"{method} {path} body")
+    assert problems == []
+    parameters = {p["name"]: p for p in document["paths"]["/recommend/{user_id}"]["get"]["parameters"]}
+    assert parameters["genre"]["schema"]["anyOf"][0]["maxItems"] == MAX_GENRE_FILTER
+    assert components["FoldInRequest"]["properties"]["genre"]["maxItems"] == MAX_GENRE_FILTER
+
+
+# ---- unknown query parameters --------------------------------------------------------------------------------
+
+
+def _operations(client: TestClient) -> list[tuple[str, str]]:
+    """(method, concrete path) of every operation of the live document, path ids 1."""
+    document = client.get("/openapi.json").json()
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "1", path))
+        for path, item in document["paths"].items()
+        for method in item
+    ]
+
+
+def test_an_unknown_query_parameter_is_422_naming_it_on_every_operation(client: TestClient) -> None:
+    operations = _operations(client)
+    assert len(operations) > 15
+    for method, path in operations:
+        response = client.request(
+            method, f"{path}?genres=Comedy", json={}, headers={"Authorization": "Bearer x"}
+        )
+        _error(response, 422, "validation_error", "unknown query parameter 'genres'")
+
+
+def test_the_unknown_parameter_is_named_among_declared_ones(client: TestClient) -> None:
+    body = _error(client.get("/recommend/1?k=2&genres=Comedy"), 422, "validation_error", "'genres'")
+    assert "takes k, exclude_rated, genre, min_ratings" in body["detail"]  # what the route does take
+    _error(client.get("/movies/1/similar?kk=3"), 422, "validation_error", "'kk'", "takes k")
+    _error(client.get("/health?verbose=1"), 422, "validation_error", "'verbose'", "no query parameters")
+    assert client.head("/health?verbose=1").status_code == 422  # no body on HEAD, still refused
+    # Names are read as the routes read them: escapes decoded, a blank value or no `=` still a parameter.
+    _error(client.get("/recommend/1?%67enres=Comedy"), 422, "validation_error", "'genres'")
+    _error(client.get("/recommend/1?k=2&debug"), 422, "validation_error", "'debug'")
+    _error(client.get("/recommend/1?k=2&page="), 422, "validation_error", "'page'")
+    _error(client.post("/recommend?k=3", json={}), 422, "validation_error", "'k'", "no query parameters")
+
+
+def test_declared_query_parameters_still_work_and_escaped_names_match(client: TestClient) -> None:
+    # User 1 of the tiny data rated every movie, so rated movies stay in.
+    assert len(client.get("/recommend/1?k=3&exclude_rated=false").json()["items"]) == 3
+    assert len(client.get("/recommend/1?%6B=3&exclude_rated=false").json()["items"]) == 3  # "%6B" is "k"
+    assert client.get("/recommend/1?").status_code == 200
+    assert client.get("/movies?q=synthetic&limit=2&offset=0").status_code == 200
+
+
+def test_a_wrong_method_is_405_whatever_its_query(client: TestClient) -> None:
+    response = client.delete("/predict?nope=1")
+    _error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+def test_pages_outside_the_api_ignore_query_parameters(client: TestClient) -> None:
+    # Links to the page may carry tracking or cache-busting parameters; the docs' OAuth2 redirect reads its own.
+    assert client.get("/?utm_source=mail").status_code == 200
+    assert client.get("/web/app.js?v=2").status_code == 200
+    assert client.get("/docs?x=1").status_code == 200
+
+
+def test_cursor_past_its_documented_length_is_422() -> None:
+    from movierec.store import CURSOR_PATTERN
+
+    longest = "9" * 16 + "_" + "9" * 16
+    assert re.fullmatch(CURSOR_PATTERN, longest) and len(longest) == QUERY_MAX_LENGTHS["cursor"]
+    assert not re.fullmatch(CURSOR_PATTERN, "9" * 17 + "_" + "9" * 16)

@@ -70,6 +70,109 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on() -> None:
     assert isinstance(failed, RuntimeError) and after == 2
 
 
+def _slow_batcher(release: threading.Event, **bounds: float) -> MicroBatcher[int, int]:
+    """A batcher whose batches wait for `release` (at most 5 s) and echo their items."""
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        release.wait(5)
+        return list(items)
+
+    return MicroBatcher(run_batch, max_batch=2, **bounds)  # type: ignore[arg-type]
+
+
+def _api_error(result: object) -> ApiError:
+    assert isinstance(result, ApiError), result
+    return result
+
+
+def test_a_full_queue_refuses_at_once_with_503_and_retry_after() -> None:
+    release = threading.Event()
+
+    async def scenario() -> tuple[list[object], float, int]:
+        batcher = _slow_batcher(release, max_pending=3)
+        running = asyncio.ensure_future(batcher.submit(0))  # taken by the scoring thread at once
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 4)]
+        await asyncio.sleep(0.01)
+        started = time.monotonic()
+        refused = await asyncio.gather(batcher.submit(4), return_exceptions=True)
+        refused_after = time.monotonic() - started
+        release.set()
+        answered = await asyncio.gather(running, *waiting)
+        batcher.close()
+        return [*refused, *answered], refused_after, batcher.stats.refused
+
+    results, refused_after, refused = asyncio.run(scenario())
+    error = _api_error(results[0])
+    assert (error.status, error.code, error.headers) == (503, "overloaded", {"Retry-After": "1"})
+    assert refused_after < 0.5 and refused == 1
+    assert results[1:] == [0, 1, 2, 3]  # what was queued is still answered
+
+
+def test_a_list_not_scored_in_time_answers_503_and_is_never_scored() -> None:
+    release = threading.Event()
+    scored: list[int] = []
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        scored.extend(items)
+        release.wait(5)
+        return list(items)
+
+    async def scenario() -> tuple[object, object, int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, timeout_s=0.2)
+        first = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.05)
+        late = await asyncio.gather(batcher.submit(2), return_exceptions=True)  # waits behind the stuck one
+        release.set()
+        first_result = await asyncio.gather(first, return_exceptions=True)
+        await asyncio.sleep(0.05)
+        batcher.close()
+        return late[0], first_result[0], batcher.stats.timed_out
+
+    late, first, timed_out = asyncio.run(scenario())
+    assert _api_error(late).status == 503 and "within 0.2 s" in _api_error(late).detail
+    assert _api_error(first).code == "overloaded"  # the stuck one timed out too
+    assert timed_out == 2 and scored == [1]  # the late list was dropped, not scored
+
+
+def test_a_batch_returning_the_wrong_number_of_results_fails_only_that_batch() -> None:
+    calls = 0
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        return [] if calls == 1 else list(items)
+
+    async def scenario() -> tuple[object, int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch)
+        failed = await asyncio.gather(batcher.submit(1), return_exceptions=True)
+        after = await batcher.submit(2)
+        batcher.close()
+        return failed[0], after
+
+    failed, after = asyncio.run(scenario())
+    assert isinstance(failed, RuntimeError) and after == 2
+
+
+def test_close_fails_the_waiting_lists_and_refuses_new_ones() -> None:
+    release = threading.Event()
+
+    async def scenario() -> list[object]:
+        batcher = _slow_batcher(release)
+        running = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.01)
+        batcher.close()
+        after = await asyncio.gather(batcher.submit(2), return_exceptions=True)
+        release.set()
+        return [*await asyncio.gather(waiting, return_exceptions=True), *after, await running]
+
+    waiting, after, running = asyncio.run(scenario())
+    assert _api_error(waiting).code == "shutting_down" and _api_error(after).code == "shutting_down"
+    assert running == 0  # the batch already being scored still answers
+
+
 @pytest.fixture(scope="module")
 def recommender(tiny_bundle_dir: Path) -> Recommender:
     return Recommender(load_bundle(tiny_bundle_dir))

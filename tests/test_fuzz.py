@@ -7,6 +7,7 @@ limits, and schemathesis reads the live document and sends schema-valid and sche
 not be accepted. That holds only because the document carries the deployment's limits and the served model's
 rating scale and genres (app/openapi.py). Run twice: with the admin token, and without it (the admin route
 must then answer 401, as its security scheme says).
+/metrics is behind its token here; that it is open and documented as open without one: test_security.py.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ MAX_EXAMPLES = 25
 
 @pytest.fixture(scope="module")
 def server(tiny_model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = {"MOVIEREC_MAX_BATCH": "50", "MOVIEREC_MAX_FOLD_IN_RATINGS": "50", "MOVIEREC_MAX_K": "20"}
+    settings = {
+        "MOVIEREC_MAX_BATCH": "50",
+        "MOVIEREC_MAX_FOLD_IN_RATINGS": "50",
+        "MOVIEREC_MAX_K": "20",
+        "MOVIEREC_METRICS_TOKEN": TOKEN,  # /metrics behind its token too (open when unset: test_security.py)
+    }
     with serving_a_copy(tiny_model_root, tmp_path_factory.mktemp("fuzz-models"), TOKEN, **settings) as base:
         yield base
 

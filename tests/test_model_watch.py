@@ -15,6 +15,7 @@ from conftest import tiny_train_config
 from fastapi.testclient import TestClient
 from servers import running_uvicorn
 
+from app import model_watch
 from app.main import create_app
 from app.settings import Settings
 from movierec.artifacts import LATEST, SCORING_FILE, point_latest
@@ -195,6 +196,50 @@ def test_a_run_pinned_by_admin_reload_stays_until_latest_moves(model_root: Path)
         point_latest(model_root, first)
         assert watcher.poll() == "swapped"
         assert client.get("/ready").json()["run_id"] == first
+
+
+def test_an_admin_reload_during_a_poll_is_never_overwritten_by_it(
+    model_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller loads the run `latest` moved to while an admin pins another: the admin's reload waits for
+    the poll's swap and comes after it, so the run its 200 names is the one served."""
+    first, second = _run_ids(model_root)
+    settings = Settings(
+        model_dir=model_root / LATEST, model_poll_seconds=3600, device="cpu", admin_token=TOKEN
+    )
+    app = create_app(settings)
+    loading, release = threading.Event(), threading.Event()
+    load_model = model_watch.load_model
+
+    def slow_load(*args: object, **kwargs: object) -> object:
+        loading.set()
+        release.wait(10)
+        return load_model(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model_watch, "load_model", slow_load)
+    with TestClient(app) as client:
+        watcher = app.state.model_watch
+        point_latest(model_root, second)
+        poll = threading.Thread(target=watcher.poll)
+        poll.start()
+        assert loading.wait(10)
+        pinned: list[httpx.Response] = []
+        admin = threading.Thread(
+            target=lambda: pinned.append(
+                client.post(
+                    "/admin/reload", json={"run_id": first}, headers={"Authorization": f"Bearer {TOKEN}"}
+                )
+            )
+        )
+        admin.start()
+        time.sleep(0.3)
+        assert not pinned  # waits for the poll's swap instead of racing it
+        release.set()
+        poll.join(20)
+        admin.join(20)
+        assert pinned and pinned[0].status_code == 200 and pinned[0].json()["run_id"] == first
+        assert client.get("/ready").json()["run_id"] == first
+        assert watcher.poll() == "unchanged"  # and the pin holds until `latest` moves again
 
 
 def test_polling_off(tiny_bundle_dir: Path) -> None:

@@ -275,7 +275,7 @@ def test_without_a_key_adding_is_disabled_and_a_wrong_key_is_refused(
     _error(response, 401, "unauthorized")
     assert response.headers["www-authenticate"] == "Bearer"
     _error(
-        client.put(f"/movies/{NEW}", json=body, headers={"Authorization": "Bearer nope"}), 403, "forbidden"
+        client.put(f"/movies/{NEW}", json=body, headers={"Authorization": "Bearer nope"}), 401, "unauthorized"
     )
     assert client.get(f"/movies/{NEW}").status_code == 404  # nothing was added
 

@@ -179,6 +179,26 @@ def test_retrain_without_a_serving_model_is_an_error(url: str, tmp_path: Path, c
     assert "holds no model to compare with" in capsys.readouterr().err
 
 
+def test_retrain_and_import_db_take_the_database_from_the_service_variable(
+    url: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compose passes the URL (and its password) in the environment, never on a command line."""
+    from training.__main__ import main
+
+    upgrade_to_head(url)
+    monkeypatch.setenv("MOVIEREC_DATABASE_URL", url)
+    assert main(["retrain", "--output-dir", str(tmp_path / "empty")]) == 2
+    assert "holds no model to compare with" in capsys.readouterr().err  # it reached the database
+    monkeypatch.delenv("MOVIEREC_DATABASE_URL")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["retrain", "--output-dir", str(tmp_path / "empty")])
+    assert exit_info.value.code == 2
+    assert "pass --database URL or set $MOVIEREC_DATABASE_URL" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["import-db", "--data", str(tmp_path)])
+    assert "pass --database URL or set $MOVIEREC_DATABASE_URL" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_latest_moved_by_someone_else_during_a_retrain_stays(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

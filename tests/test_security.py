@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app import auth
 from app.main import create_app
-from app.routers import admin
 from app.settings import Settings
 from movierec.artifacts import LATEST, MANIFEST, TMP_PREFIX
 
@@ -60,7 +60,7 @@ def test_token_is_compared_with_hmac_compare_digest(
         calls.append((a, b))
         return compare_digest(a, b)
 
-    monkeypatch.setattr(admin.hmac, "compare_digest", spy)
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
     assert client.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.post("/admin/reload", headers=AUTH).status_code == 200
     assert len(calls) == 2 and calls[1] == (TOKEN.encode(), TOKEN.encode())
@@ -158,10 +158,14 @@ def test_reload_takes_run_ids_only_never_paths(
 
 
 def test_reload_ignores_query_and_header_paths(client: TestClient, tiny_bundle_dir: Path) -> None:
-    """Paths smuggled elsewhere do nothing: unknown body fields are refused, query parameters ignored."""
+    """Paths smuggled elsewhere do nothing: unknown body fields and query parameters are refused by name,
+    headers ignored, and the served run stays as it was."""
     response = client.post("/admin/reload", headers=AUTH, json={"run_id": None, "path": "/tmp"})
     assert response.status_code == 422
     response = client.post("/admin/reload?model_dir=/etc&path=/etc", headers={**AUTH, "X-Model-Dir": "/etc"})
+    assert response.status_code == 422 and "model_dir" in response.json()["detail"], response.text
+    assert client.get("/model").json()["run_id"] == tiny_bundle_dir.name
+    response = client.post("/admin/reload", headers={**AUTH, "X-Model-Dir": "/etc"})
     assert response.status_code == 200 and response.json()["run_id"] == tiny_bundle_dir.name
 
 

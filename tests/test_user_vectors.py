@@ -155,3 +155,42 @@ def test_the_cache_stays_within_its_bound_under_a_write_storm(tiny_bundle_dir: P
         # both times (small objects reused from CPython's free lists are not traced, hence a slack of 2 entries).
         assert arrays < held[0] <= bound * 2048, held
         assert abs(held[1] - held[0]) <= 2 * held[0] // bound, held
+
+
+def test_history_reads_and_solves_run_off_the_event_loop(
+    tiny_bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache miss reads the user's history (which may wait on the database) and solves their vector (200
+    optimiser steps for `nn`): both in a worker thread, for one user and for a batch, never on the loop."""
+    import asyncio
+
+    from app import user_vectors
+
+    on_loop: list[tuple[str, bool]] = []
+    real_solve, real_history = user_vectors.solve, RatingStore.user_history
+
+    def spy_solve(*args, **kwargs):  # type: ignore[no-untyped-def]
+        on_loop.append(("solve", asyncio._get_running_loop() is not None))
+        return real_solve(*args, **kwargs)
+
+    def spy_history(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        on_loop.append(("history", asyncio._get_running_loop() is not None))
+        return real_history(self, *args, **kwargs)
+
+    monkeypatch.setattr(user_vectors, "solve", spy_solve)
+    monkeypatch.setattr(RatingStore, "user_history", spy_history)
+    settings = Settings(
+        model_dir=tiny_bundle_dir, api_key=KEY, database_url=f"sqlite:///{tmp_path}/loop.db", device="cpu"
+    )
+    movie = int(load_bundle(tiny_bundle_dir).movie_ids.ids[0])
+    with TestClient(create_app(settings)) as client:
+        for user in (9_600_001, 9_600_002):
+            assert (
+                client.put(f"/users/{user}/ratings/{movie}", json={"rating": 4}, headers=AUTH).status_code
+                == 200
+            )
+        assert client.get("/recommend/9600001").json()["user_vector"] == "fold_in"
+        instances = [{"user_id": 9_600_002, "movie_id": movie}, {"user_id": 9_600_001, "movie_id": movie}]
+        assert client.post("/predict", json={"instances": instances}).status_code == 200
+    assert {what for what, _ in on_loop} == {"solve", "history"}, on_loop
+    assert not any(loop for _, loop in on_loop), on_loop

@@ -4,10 +4,13 @@ python -m training download ml-latest-small [--data-root data]   (stdout: the di
 python -m training train --data DIR [--model {dot,bias,nn,svdpp,bpmf}] [--output-dir models] [--no-refit] ...
         [--workers N | --coordinator HOST:PORT --num-processes N --process-id I]   (data-parallel, on JAX)
 python -m training analyze models/latest [--predict USER_ID MOVIE_ID] [--plot curves.png]
-python -m training import-db --data DIR --database URL
+python -m training import-db --data DIR [--database URL]
 python -m training train --database URL ...   (train on what the ratings database holds, instead of --data)
-python -m training retrain --database URL [--output-dir models]   (promote a new model only if it is no worse)
+python -m training retrain [--database URL] [--output-dir models]   (promote a new model only if it is no worse)
 python -m training synth --out DIR --users N --movies M --ratings R
+
+import-db and retrain read the database URL from $MOVIEREC_DATABASE_URL when --database is not given (an explicit
+flag wins): a URL with a password then stays off the command line, where `ps` would show it to every user.
 """
 
 from __future__ import annotations
@@ -137,14 +140,22 @@ def _parser() -> argparse.ArgumentParser:
 
     im = sub.add_parser("import-db", help="load a MovieLens directory into the ratings database")
     im.add_argument("--data", type=Path, required=True, help="a MovieLens directory (any layout)")
-    im.add_argument("--database", required=True, help="SQLAlchemy URL, e.g. sqlite:///data/movierec.db")
+    im.add_argument(
+        "--database",
+        default=None,
+        help="SQLAlchemy URL, e.g. sqlite:///data/movierec.db (default: $MOVIEREC_DATABASE_URL)",
+    )
 
     rt = sub.add_parser(
         "retrain",
         help="train a candidate on the ratings database and promote it (move latest) only if it is no worse "
         "than the serving model on the newest ratings neither has seen (training/retrain.py)",
     )
-    rt.add_argument("--database", required=True, help="SQLAlchemy URL of the ratings database")
+    rt.add_argument(
+        "--database",
+        default=None,
+        help="SQLAlchemy URL of the ratings database (default: $MOVIEREC_DATABASE_URL)",
+    )
     rt.add_argument(
         "--output-dir", type=Path, default=None, help="model root (default: $MOVIEREC_OUTPUT_DIR or models/)"
     )
@@ -357,8 +368,27 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# Where import-db and retrain take the database URL from without --database: the variable the service reads, so
+# one setting serves both and a password in the URL never appears on a command line (`ps`, /proc/<pid>/cmdline).
+DATABASE_URL_ENV = "MOVIEREC_DATABASE_URL"
+
+
+def _database_from_env(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill `args.database` from $MOVIEREC_DATABASE_URL when the flag was not given; neither: a usage error."""
+    if args.database is not None:
+        return
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if not url:
+        sub = f"python -m training {args.command}"
+        parser.exit(2, f"{sub}: error: no database: pass --database URL or set ${DATABASE_URL_ENV}\n")
+    args.database = url
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("import-db", "retrain"):
+        _database_from_env(parser, args)
     # Line by line, so that printed lines, log lines (stderr) and Keras's epochs keep their order in a log file.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from movierec.artifacts import CATALOGUE_COLUMNS, SCHEMA_VERSION, Manifest, UserRatings, save_bundle
-from movierec.data import RatingsData
+from movierec.data import RatingsData, rating_step_of
 from movierec.hashing import sha256_file
 from movierec.split import split_mask
 from training.config import TrainConfig
@@ -333,6 +333,8 @@ def _manifest(
             "n_users": int(ratings["user_id"].nunique()),
             "n_movies": int(ratings["movie_id"].nunique()),
             "rating_scale": list(data.rating_scale),
+            # What stored ratings are held to (app/routers/ratings.py): computed once here, never per request.
+            "rating_step": rating_step_of(ratings["rating"].to_numpy()),
             "dropped_rows": data.dropped_rows,
             **data.source,
         },

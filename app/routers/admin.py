@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth import check_bearer
 from app.dependencies import HolderDep, MetricsDep, SettingsDep
 from app.errors import ApiError
 from app.schemas import ErrorResponse, ReloadRequest, ReloadResponse
@@ -21,15 +21,11 @@ _bearer = HTTPBearer(auto_error=False)
 def require_admin(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """Constant-time comparison with MOVIEREC_ADMIN_TOKEN; without a configured token the endpoint is off."""
-    if settings.admin_token is None or not settings.admin_token.get_secret_value():
-        raise ApiError(
-            403, "admin_disabled", "admin endpoints are disabled: set MOVIEREC_ADMIN_TOKEN to enable them"
-        )
-    expected = settings.admin_token.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials is not None else b""
-    if not hmac.compare_digest(given, expected):
-        raise ApiError(401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+    """MOVIEREC_ADMIN_TOKEN, by the one rule of app/auth.py; without a configured token the endpoint is off."""
+    disabled = ApiError(
+        403, "admin_disabled", "admin endpoints are disabled: set MOVIEREC_ADMIN_TOKEN to enable them"
+    )
+    check_bearer(settings, credentials, settings.admin_token, disabled=disabled)
 
 
 @router.post(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.auth import require_metrics_token
 from app.database import database_state
 from app.dependencies import LoadedDep, MetricsDep
 from app.errors import error_response, public_detail
@@ -50,7 +52,7 @@ async def model_info(loaded: LoadedDep, request: Request) -> ModelInfo:
         created_at=m.created_at,
         schema_version=m.schema_version,
         metrics={k: v for k, v in m.metrics.items()},
-        data={k: v for k, v in m.data.items()},
+        data=_public_data(m.data),
         config=m.config,
         libraries=m.libraries,
         n_users=m.n_users,
@@ -62,6 +64,16 @@ async def model_info(loaded: LoadedDep, request: Request) -> ModelInfo:
         loaded_at=loaded.loaded_at,
         model_watch=_watch_info(request),
     )
+
+
+def _public_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's data section, the training database by its dialect alone: an artifact from before the
+    trainer wrote only that may hold a URL with host and user (never a password), which no response names."""
+    public = dict(data)
+    database = public.get("database")
+    if isinstance(database, str) and "://" in database:
+        public["database"] = database.split("://", 1)[0].split("+", 1)[0]
+    return public
 
 
 def _watch_info(request: Request) -> ModelWatchInfo | None:
@@ -82,7 +94,17 @@ async def genres(loaded: LoadedDep) -> list[str]:
     return loaded.recommender.genre_names
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(require_metrics_token)],
+    responses={
+        200: {"content": {"text/plain": {}}},
+        401: {"model": ErrorResponse, "description": "MOVIEREC_METRICS_TOKEN is set and was not sent"},
+        403: {"model": ErrorResponse, "description": "another credential of the service was sent"},
+    },
+)
 async def metrics(registry: MetricsDep) -> Response:
-    """Prometheus metrics: requests and latency per route, the served run id."""
+    """Prometheus metrics: requests and latency per route, the served run id. With MOVIEREC_METRICS_TOKEN set,
+    only for `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: <token>}`)."""
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,6 @@ other one serving the same database.
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth import check_bearer
 from app.database import get_store
 from app.dependencies import LoadedDep, MetricsDep, SettingsDep, check_limit
 from app.errors import ApiError
@@ -46,24 +46,14 @@ _bearer = HTTPBearer(
 async def require_api_key(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """Constant-time check of the bearer key against MOVIEREC_API_KEY (distinct from the admin token)."""
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
-    if not key:
-        raise ApiError(
-            403,
-            "writes_disabled",
-            "the /users and PUT /movies endpoints are disabled: set MOVIEREC_API_KEY to enable them "
-            "and send it as `Authorization: Bearer <key>`",
-        )
-    if credentials is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "missing API key: send `Authorization: Bearer <key>`",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    if not hmac.compare_digest(credentials.credentials.encode(), key.encode()):
-        raise ApiError(403, "forbidden", "wrong API key")
+    """MOVIEREC_API_KEY (distinct from the admin token), by the one rule of app/auth.py."""
+    disabled = ApiError(
+        403,
+        "writes_disabled",
+        "the /users and PUT /movies endpoints are disabled: set MOVIEREC_API_KEY to enable them "
+        "and send it as `Authorization: Bearer <key>`",
+    )
+    check_bearer(settings, credentials, settings.api_key, disabled=disabled)
 
 
 async def _store(request: Request) -> RatingStore:
@@ -91,17 +81,23 @@ def _error(description: str, code: str, detail: str) -> dict[str, Any]:
 
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _error("no bearer key (`WWW-Authenticate: Bearer`)", "unauthorized", "missing API key"),
+    401: _error(
+        "no bearer key, or a wrong one (`WWW-Authenticate: Bearer`)",
+        "unauthorized",
+        "missing bearer credentials",
+    ),
     403: _error(
-        "wrong key, or no MOVIEREC_API_KEY configured (`writes_disabled`)",
+        "no MOVIEREC_API_KEY configured (`writes_disabled`), or another credential of the service, such as the "
+        "admin token (`forbidden`)",
         "writes_disabled",
         "the /users and PUT /movies endpoints are disabled: set MOVIEREC_API_KEY to enable them",
     ),
     422: _error("invalid ids or parameters", "validation_error", "user_id: Input should be greater than 0"),
     503: _error(
-        "the ratings database is unreachable (with `Retry-After`); model reads keep working",
-        "database_unavailable",
-        "the ratings database is unavailable: ...; retry shortly",
+        "the ratings database is unreachable (`database_unavailable`, Retry-After 5) or a lock held elsewhere "
+        "outlasted MOVIEREC_DATABASE_BUSY_TIMEOUT_MS (`database_busy`, Retry-After 1); model reads keep working",
+        "database_busy",
+        "the ratings database is busy: ...; retry in 1 s",
     ),
 }
 
@@ -184,7 +180,25 @@ def delete_rating(
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/ratings", response_model=RatingsPage, responses=_AUTH_ERRORS)
+_FORGOTTEN: dict[int | str, dict[str, Any]] = {
+    404: _error(
+        "the person asked to be forgotten (DELETE /users/{user_id}) and nothing was stored for them since",
+        "user_forgotten",
+        "user 7 was forgotten at 2026-01-01T12:00:00+00:00: nothing is stored about them",
+    )
+}
+
+
+def _forgotten(user_id: int, forgotten_at: datetime) -> ApiError:
+    """A forgotten person reads as gone (404) on every /users/{user_id} read, until they write again."""
+    return ApiError(
+        404,
+        "user_forgotten",
+        f"user {user_id} was forgotten at {forgotten_at.isoformat()}: nothing is stored about them",
+    )
+
+
+@router.get("/users/{user_id}/ratings", response_model=RatingsPage, responses={**_AUTH_ERRORS, **_FORGOTTEN})
 def list_ratings(
     user_id: UserId,
     store: StoreDep,
@@ -203,6 +217,10 @@ def list_ratings(
         limit = min(DEFAULT_PAGE, settings.max_k)
     check_limit("limit", limit, settings.max_k)
     page = store.list_ratings(user_id, limit, cursor)
+    if not page.items and cursor is None:
+        state = store.user_state(user_id)
+        if state is not None and state.forgotten_at is not None:
+            raise _forgotten(user_id, state.forgotten_at)
     items = [
         StoredRatingOut(movie_id=r.movie_id, rating=r.rating, updated_at=r.updated_at) for r in page.items
     ]
@@ -220,11 +238,13 @@ def forget_user(request: Request, user_id: UserId, store: StoreDep, metrics: Met
     return ForgetReceipt(user_id=user_id, deleted_ratings=deleted)
 
 
-@router.get("/users/{user_id}/export", response_model=UserExport, responses=_AUTH_ERRORS)
+@router.get("/users/{user_id}/export", response_model=UserExport, responses={**_AUTH_ERRORS, **_FORGOTTEN})
 def export_user(user_id: UserId, store: StoreDep, loaded: LoadedDep) -> UserExport:
     """Everything stored about a person: their ratings, the ratings they removed, whether they were forgotten,
-    and their ratings in the served model's training data."""
+    and their ratings in the served model's training data. A forgotten person with nothing stored since: 404."""
     history = store.user_history(user_id)
+    if history is not None and history.forgotten_at is not None and not history.ratings:
+        raise _forgotten(user_id, history.forgotten_at)
     recommender = loaded.recommender
     model_ratings: list[ModelRatingOut] = []
     u = recommender.user_index(user_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.dependencies import LoadedDep, SettingsDep, check_limit
 from app.schemas import ErrorResponse, RatingIn
@@ -43,7 +43,7 @@ def _session_ratings(recommender: Recommender, ratings: list[RatingIn]) -> Sessi
 
 @router.post("/predict/for-ratings", response_model=SessionPredictResponse, responses=_ERRORS)
 async def predict_for_session(
-    body: SessionPredictRequest, loaded: LoadedDep, settings: SettingsDep
+    request: Request, body: SessionPredictRequest, loaded: LoadedDep, settings: SettingsDep
 ) -> SessionPredictResponse:
     """Predicted ratings of `movie_ids` for the user `ratings` describe, by fold-in (nothing is stored)."""
     check_limit("ratings", len(body.ratings), settings.max_fold_in_ratings)
@@ -51,7 +51,12 @@ async def predict_for_session(
     recommender = loaded.recommender
     targets = np.array([recommender.movie_index(m) for m in body.movie_ids], dtype=np.int64)  # 404 if unknown
     rated = _session_ratings(recommender, body.ratings)
-    predicted = predict_for_ratings(recommender, rated, targets)
+    # An optimiser-based fold-in (nn) takes milliseconds: off the event loop, bounded (app/offload.py).
+    predicted = (
+        await request.app.state.heavy_work.run(lambda: predict_for_ratings(recommender, rated, targets))
+        if recommender.scorer.fold_in_is_iterative
+        else predict_for_ratings(recommender, rated, targets)
+    )
     return SessionPredictResponse(
         predictions=[
             SessionPrediction(movie_id=m, predicted_rating=round(p, 4))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from movierec.data.layouts import DEFAULT_SCALES, LAYOUTS, SINGLE_FILE_SUFFIXES, detect_layout
 from movierec.data.movies import GENRES_100K, MOVIES_COLUMNS, NO_GENRES
-from movierec.data.ratings import RATINGS_COLUMNS, RatingsData, load_ratings
+from movierec.data.ratings import RATINGS_COLUMNS, RatingsData, load_ratings, rating_step_of
 from movierec.data.sources import ColumnNames
 from movierec.data.validation import NO_TIMESTAMP
 
@@ -36,4 +36,5 @@ __all__ = [
     "RatingsData",
     "detect_layout",
     "load_ratings",
+    "rating_step_of",
 ]

@@ -23,6 +23,19 @@ logger = logging.getLogger(__name__)
 RATINGS_COLUMNS = ("user_id", "movie_id", "rating", "timestamp")
 
 
+def rating_step_of(ratings: Any) -> float | None:
+    """The step of a set of ratings: 1.0 when all are whole stars, 0.5 for half stars, None for neither (or
+    none at all). The trainer records it in the manifest; the service holds stored ratings to it."""
+    values = np.asarray(ratings, dtype=np.float64)
+    if values.size == 0:
+        return None
+    for step in (1.0, 0.5):
+        scaled = values / step
+        if np.allclose(scaled, np.round(scaled), atol=1e-6):
+            return step
+    return None
+
+
 @dataclass(frozen=True)
 class RatingsData:
     """Validated ratings and, where the source has one, the movie catalogue.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from movierec.data.progress import ROWS, ReadProgress
 from movierec.errors import InvalidRequestError, MovieRecError
 from movierec.movie_features import display_title, join_genres, split_genres
-from movierec.store.engine import create_store_engine
+from movierec.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_store_engine
 from movierec.store.migrate import head_revision, upgrade_engine
 from movierec.store.schema import AddedMovie, Movie, Rating, RemovedRating, UserState
 
@@ -41,6 +42,22 @@ class StoreUnavailableError(MovieRecError):
     """The database cannot be reached or did not answer in time."""
 
     code = "database_unavailable"
+    # What a 503 asks a client to wait before retrying (s): a server restart takes seconds.
+    retry_after_s = 5
+
+
+class StoreBusyError(StoreUnavailableError):
+    """The database answers, but a lock held elsewhere (another writer, a backup, a migration) or a full
+    connection pool outlasted the busy timeout: the call gave up instead of waiting on."""
+
+    code = "database_busy"
+    retry_after_s = 1
+
+
+# How long a read on the event loop (`RatingStore.user_state` on SQLite) may wait for a lock (ms): a few
+# milliseconds at most, so that a locked file never stalls the loop; past it the request is served from the
+# trained model, as when the database is down.
+INLINE_READ_BUSY_MS = 5
 
 
 @dataclass(frozen=True)
@@ -146,9 +163,18 @@ _ADDED_MOVIES = select(
 class RatingStore:
     """People's own ratings in a SQL database (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    def __init__(
+        self, url: str, *, engine: Engine | None = None, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    ) -> None:
         self.url = url
-        self.engine = engine if engine is not None else create_store_engine(url)
+        self.engine = (
+            engine if engine is not None else create_store_engine(url, busy_timeout_ms=busy_timeout_ms)
+        )
+        self.busy_timeout_s = busy_timeout_ms / 1000
+        # SQLite takes one writer at a time. Writers of this process queue here, in order, rather than in
+        # SQLite's busy handler, which sleeps in growing steps and lets some writers wait far longer than
+        # others (64 concurrent clients: waits past 2 s). The file lock then only waits for other processes.
+        self._sqlite_writer = threading.Lock()
         self._insert: Callable[..., Any] = (
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -173,8 +199,12 @@ class RatingStore:
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-            raise StoreUnavailableError(f"the ratings database is unavailable: {_reason(exc)}") from exc
+        except sa_exc.TimeoutError as exc:  # no pooled connection came free within the busy timeout
+            raise StoreBusyError(f"the ratings database is busy: {self._reason(exc)}") from exc
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            if _is_lock_wait(exc):
+                raise StoreBusyError(f"the ratings database is busy: {self._reason(exc)}") from exc
+            raise StoreUnavailableError(f"the ratings database is unavailable: {self._reason(exc)}") from exc
         except sa_exc.DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailableError("the ratings database connection was lost") from exc
@@ -187,8 +217,22 @@ class RatingStore:
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         self.ensure_migrated()
-        with self._translate(), self.engine.begin() as connection:
-            return work(connection)
+        if self.dialect != "sqlite":
+            with self._translate(), self.engine.begin() as connection:
+                return work(connection)
+        deadline = time.monotonic() + self.busy_timeout_s
+        if not self._sqlite_writer.acquire(timeout=self.busy_timeout_s):
+            raise StoreBusyError(
+                f"the ratings database is busy: this process's writes queued for {self.busy_timeout_s:g} s"
+            )
+        try:
+            with self._translate(), self.engine.begin() as connection:
+                # What is left of the busy timeout for another process's lock (a pragma costs microseconds).
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {left_ms}")
+                return work(connection)
+        finally:
+            self._sqlite_writer.release()
 
     def ensure_migrated(self) -> None:
         """Run the migrations once per process (at start-up, or at the first use after an outage)."""
@@ -319,6 +363,18 @@ class RatingStore:
         """The database as progress lines name it (password masked)."""
         return self.engine.url.render_as_string(hide_password=True)
 
+    def _reason(self, exc: BaseException) -> str:
+        """The driver's first line, without the SQL statement SQLAlchemy appends and without the server's
+        host, port, user or password: these messages reach the service's log, which must not name them."""
+        reason = _first_line(exc)
+        url = self.engine.url
+        for secret, shown in ((url.password, "***"), (url.host, "<host>"), (url.username, "<user>")):
+            if secret and len(str(secret)) > 1:
+                reason = reason.replace(str(secret), shown)
+        if url.port:
+            reason = reason.replace(f"port {url.port}", "port <port>")
+        return reason
+
     def put_movies_bulk(self, rows: Iterable[tuple[int, str, str]]) -> int:
         """Upsert the imported catalogue: (movie_id, title, genres) rows, titles and genres cut to 500 chars."""
         batch = [{"movie_id": m, "title": t[:500], "genres": g[:500]} for m, t, g in rows]
@@ -424,7 +480,11 @@ class RatingStore:
         held = getattr(self._thread_local, "connection", None)
         try:
             if held is None:
-                held = self._thread_local.connection = self.engine.raw_connection()
+                held = self.engine.raw_connection()
+                # Only this read uses the held connection, and it may run on the event loop: wait a few ms.
+                inline: Any = held.driver_connection
+                inline.execute(f"PRAGMA busy_timeout = {INLINE_READ_BUSY_MS}")
+                self._thread_local.connection = held
             driver: Any = held.driver_connection  # the sqlite3.Connection
             row = driver.execute(_SQLITE_USER_STATE, (user_id,)).fetchone()
         except Exception as exc:  # sqlite3.Error and pool errors alike: drop the connection, say unavailable
@@ -432,7 +492,9 @@ class RatingStore:
             if held is not None:
                 with suppress(Exception):
                     held.invalidate()
-            raise StoreUnavailableError(f"the ratings database is unavailable: {exc}") from exc
+            if _is_lock_wait(exc):
+                raise StoreBusyError(f"the ratings database is busy: {self._reason(exc)}") from exc
+            raise StoreUnavailableError(f"the ratings database is unavailable: {self._reason(exc)}") from exc
         if row is None:
             return None
         forgotten = None if row[1] is None else utc(datetime.fromisoformat(str(row[1])))
@@ -619,7 +681,20 @@ def _maybe_utc(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
 
-def _reason(exc: sa_exc.SQLAlchemyError) -> str:
+# SQLSTATEs of PostgreSQL's lock waits given up: lock_not_available (lock_timeout) and deadlock_detected.
+_PG_LOCK_STATES = {"55P03", "40P01"}
+
+
+def _is_lock_wait(exc: BaseException) -> bool:
+    """Whether a driver error means "a lock held elsewhere outlasted the busy timeout", not "unreachable"."""
+    original = getattr(exc, "orig", None) or exc
+    if getattr(original, "sqlstate", None) in _PG_LOCK_STATES:
+        return True
+    name = getattr(original, "sqlite_errorname", "")  # Python 3.11+: SQLITE_BUSY, SQLITE_LOCKED, ...
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(original)
+
+
+def _first_line(exc: BaseException) -> str:
     """The driver's first line, without the SQL statement SQLAlchemy appends."""
     original = getattr(exc, "orig", None) or exc
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__

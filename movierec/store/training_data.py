@@ -79,8 +79,14 @@ def fingerprint(ratings: pd.DataFrame, micros: NDArray[np.int64]) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with its password masked, for manifests and logs."""
+    """The URL with its password masked, for the trainer's own messages and reports."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def dialect_of(url: str) -> str:
+    """The database as an artifact's manifest names it: its dialect alone ("sqlite", "postgresql"). The
+    manifest is served by GET /model, which must not name a host, a user or a password."""
+    return make_url(url).get_backend_name()
 
 
 def cutoff_text(value: datetime) -> str:
@@ -190,7 +196,7 @@ def read_training_data(
         fingerprint=fingerprint(ratings, micros),
         source={
             "source": "database",
-            "database": redact(url),
+            "database": dialect_of(url),
             "cutoff": cutoff_text(cutoff),
             "n_left_out": dropped,
             "n_movies_catalogue": len(catalogue),
