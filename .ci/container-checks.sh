@@ -11,6 +11,18 @@
 #               items and checks that every replica answered (the lb's X-Upstream header). Then a rollout:
 #               the trainer runs again (a cheap `bias` run) while a client loops on the lb; every replica must
 #               serve the new `latest` within the poll interval (+ load time) with 0 failed requests.
+#               Then faults, with MOVIEREC_API_KEY, MOVIEREC_ADMIN_TOKEN and POSTGRES_PASSWORD set to random values
+#               for the run (.ci/fault-checks.py drives them through the lb with httpx; psql inside the db container
+#               checks what was stored):
+#                 secrets:   the retrainer imports the MovieLens set into the db (URL from MOVIEREC_DATABASE_URL)
+#                            while every process's command line on this host is read: none holds a secret;
+#                 db down:   a PUT answers 503 database_unavailable with Retry-After (not retried by the lb),
+#                            was not applied, and one successful PUT afterwards bumps user_state.version by 1;
+#                 db restart during a stream of PUTs: 503s while it is down, 200s again by themselves, every
+#                            acknowledged rating stored;
+#                 replica killed (podman kill, one of two) while GETs and PUTs loop: 0 failed GETs, failed
+#                            PUTs seen by the client as errors, every acknowledged PUT stored;
+#                 rate limit: a second lb with MOVIEREC_LB_RATE_PER_S=5 answers 429 rate_limited + Retry-After.
 #               Finally `docker compose down -v`.
 #
 # Steps 2-3 need podman: the script runs ../shared/container/prepare.sh (installs podman, builds a stand-in
@@ -29,6 +41,8 @@
 #   CONTAINER_CHECKS_POLL            MOVIEREC_MODEL_POLL_SECONDS of the replicas (default 2)
 #   CONTAINER_CHECKS_ROLLOUT_SLACK   seconds a replica may take to load the new run after a poll (default 30)
 #   CONTAINER_CHECKS_PROJECT         compose project name (default movierec-ci)
+#   CONTAINER_CHECKS_RATE_LIMIT_PORT host port of the low-rate lb of the rate-limit check (default port + 1)
+#   CONTAINER_CHECKS_FAULTS=0        skip the fault checks (secrets, db down/restart, replica killed, rate limit)
 #   CONTAINER_PREPARE                path of prepare.sh (default ../shared/container/prepare.sh)
 set -euo pipefail
 
@@ -46,6 +60,8 @@ REPLICAS=${CONTAINER_CHECKS_REPLICAS:-2}
 POLL=${CONTAINER_CHECKS_POLL:-2}
 ROLLOUT_SLACK=${CONTAINER_CHECKS_ROLLOUT_SLACK:-30}
 PROJECT=${CONTAINER_CHECKS_PROJECT:-movierec-ci}
+RATE_LIMIT_PORT=${CONTAINER_CHECKS_RATE_LIMIT_PORT:-$((PORT + 1))}
+FAULTS=${CONTAINER_CHECKS_FAULTS:-1}
 TAG=ci
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/movierec-container-checks.XXXXXX")
@@ -65,10 +81,10 @@ step() {
   echo "==> $STEP"
 }
 
-ok() {
+ok() { # [note: counts for the summary line]
   local took=$((SECONDS - STEP_T0))
-  SUMMARY+=("$(printf '%-48s ok    %4ds' "$STEP" "$took")")
-  echo "--> $STEP: ok (${took}s)"
+  SUMMARY+=("$(printf '%-48s ok    %4ds%s' "$STEP" "$took" "${1:+  $1}")")
+  echo "--> $STEP: ok (${took}s)${1:+ $1}"
 }
 
 fail() {
@@ -154,6 +170,41 @@ for service in api api-gpu lb trainer trainer-gpu; do
   grep -qx "$service" <<<"$services" ||
     fail "expected services api, api-gpu, lb, trainer, trainer-gpu under --profile gpu (got: $(echo $services))"
 done
+ok
+
+step "compose security (db unpublished, no secret in argv)"
+# Sentinel secrets: none may reach a command, entrypoint or health check, where `ps` would show it; neither may
+# a reference that the shell expands into one. Only the lb (and api-gpu) publish a port; the db never does.
+SENTINEL=ci-sentinel-7f3a9c
+MOVIEREC_API_KEY=$SENTINEL-key MOVIEREC_ADMIN_TOKEN=$SENTINEL-admin POSTGRES_PASSWORD=$SENTINEL-pw \
+  compose --profile gpu config --format json >"$TMP/config.json" || fail "compose config --format json failed"
+python3 - "$TMP/config.json" "$SENTINEL" <<'PY' || fail "docker-compose.yml breaks a security default"
+import json, re, sys
+config, sentinel = json.load(open(sys.argv[1])), sys.argv[2]
+secret_ref = re.compile(r"\$\{?(MOVIEREC_DATABASE_URL|MOVIEREC_API_KEY|MOVIEREC_ADMIN_TOKEN|POSTGRES_PASSWORD)\b")
+problems = []
+for name, service in config["services"].items():
+    argv = [*(service.get("entrypoint") or []), *(service.get("command") or [])]
+    argv += (service.get("healthcheck") or {}).get("test") or []
+    text = "\n".join(argv).replace("$$", "$")
+    if sentinel in text:
+        problems.append(f"{name}: a secret's value is on its command line")
+    for ref in sorted(set(secret_ref.findall(text))):
+        problems.append(f"{name}: its command expands ${ref} (argv is world-readable: read it from the env)")
+    if re.search(r"--database\b|://[^/\s]*@", text):
+        problems.append(f"{name}: a database URL or --database flag on its command line")
+    if service.get("ports") and name not in ("lb", "api-gpu"):
+        problems.append(f"{name}: publishes {service['ports']} (only lb and api-gpu may)")
+if config["services"]["db"].get("ports"):
+    problems.append("db: the PostgreSQL port is published")
+lb_env = config["services"]["lb"].get("environment") or {}
+for var in ("MOVIEREC_LB_RATE_PER_S", "MOVIEREC_LB_BURST"):
+    if not str(lb_env.get(var, "")).isdigit():
+        problems.append(f"lb: {var} is {lb_env.get(var)!r}, not a whole number")
+print("\n".join(problems) or f"{len(config['services'])} services: db unpublished, no secret on a command line; "
+      f"lb rate limit {lb_env.get('MOVIEREC_LB_RATE_PER_S')}/s burst {lb_env.get('MOVIEREC_LB_BURST')}")
+sys.exit(1 if problems else 0)
+PY
 ok
 
 if [ "${CONTAINER_CHECKS_STATIC_ONLY:-0}" = 1 ]; then
@@ -247,6 +298,13 @@ export DOCKER_HOST="unix://$SOCK"
 ok
 
 export MOVIEREC_IMAGE_TAG=$TAG API_PORT=$PORT MOVIEREC_MODEL_POLL_SECONDS=$POLL
+# Secrets of this run, random: the /users endpoints need the API key; the fault checks look for all three on
+# every command line. The helper reads the key from a file, never from its argv.
+new_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(18))'; }
+MOVIEREC_API_KEY=$(new_secret) MOVIEREC_ADMIN_TOKEN=$(new_secret) POSTGRES_PASSWORD=$(new_secret)
+export MOVIEREC_API_KEY MOVIEREC_ADMIN_TOKEN POSTGRES_PASSWORD
+(umask 077 && printf '%s\n' "$MOVIEREC_API_KEY" >"$TMP/api-key" &&
+  printf '%s\n' "$MOVIEREC_API_KEY" "$MOVIEREC_ADMIN_TOKEN" "$POSTGRES_PASSWORD" >"$TMP/secrets")
 if [ -d "$DATA" ]; then
   export MOVIEREC_LOCAL_DATA
   MOVIEREC_LOCAL_DATA=$(cd "$DATA" && pwd)
@@ -392,6 +450,96 @@ assert result["failed"] == 0, result["errors"]
 assert result["ok"] > 0, "the client sent no request"
 PY
 ok
+
+# -- 4. faults through the lb ---------------------------------------------------------------------------
+if [ "$FAULTS" != 1 ]; then
+  echo
+  echo "container-checks: all passed (fault checks skipped: CONTAINER_CHECKS_FAULTS=$FAULTS)"
+  exit 0
+fi
+BASE=http://127.0.0.1:$PORT
+db_cid=$(compose -p "$PROJECT" ps -q db)
+[ -n "$db_cid" ] || fail "no db container"
+
+# Every command line on this host (podman's containers are this kernel's processes), as text: `ps` is what a
+# local user sees. Secrets are matched from a file (grep -f), so they never reach an argv themselves.
+scan_cmdlines() { # -> appends to $TMP/cmdlines; fails on a secret
+  ps -e -ww -o args= >"$TMP/cmdlines.now" 2>/dev/null || return 0
+  cat "$TMP/cmdlines.now" >>"$TMP/cmdlines"
+  if grep -F -f "$TMP/secrets" "$TMP/cmdlines.now" >/dev/null; then
+    grep -F -f "$TMP/secrets" "$TMP/cmdlines.now" | cut -c1-60 | sed 's/^/  secret on: /' >&2
+    fail "a secret (API key, admin token or database password) is on a process's command line"
+  fi
+}
+
+fault_check() { # CHECK [args...]: runs .ci/fault-checks.py, keeps its RESULT line as $RESULT
+  local out="$TMP/fault-$1.out"
+  python3 .ci/fault-checks.py "$@" --base "${FAULT_BASE:-$BASE}" --db "$db_cid" --key-file "$TMP/api-key" \
+    >"$out" 2>&1 || { cat "$out" >&2; fail "$1 check failed"; }
+  cat "$out"
+  RESULT=$(sed -n 's/^RESULT //p' "$out")
+}
+
+result_get() { # str.format template over the RESULT json ('{gets_sent}', '{put_while_down[code]}')
+  python3 -c 'import json, sys; print(sys.argv[1].format(**json.loads(sys.argv[2])))' "$1" "$RESULT"
+}
+
+step "secrets: retrainer imports via MOVIEREC_DATABASE_URL; no secret in ps"
+: >"$TMP/cmdlines"
+scan_cmdlines
+timeout 120 "${COMPOSE[@]}" -p "$PROJECT" up -d --no-build --no-deps retrainer >"$TMP/retrainer-up.log" 2>&1 || {
+  cat "$TMP/retrainer-up.log" >&2
+  fail "compose up retrainer failed"
+}
+deadline=$((SECONDS + 180))
+# (logs to a file first: `compose logs | grep -q` fails under pipefail when grep stops reading early)
+until compose -p "$PROJECT" logs --no-color retrainer >"$TMP/retrainer.log" 2>&1 &&
+  grep -q "retrainer: next retrain in" "$TMP/retrainer.log"; do
+  scan_cmdlines
+  retrainer_cid=$(compose -p "$PROJECT" ps -a -q retrainer)
+  if [ -n "$retrainer_cid" ] && [ "$(podman inspect --format '{{.State.Status}}' "$retrainer_cid")" != running ]; then
+    compose -p "$PROJECT" logs --no-color retrainer | tail -20 >&2
+    fail "the retrainer stopped before its import finished"
+  fi
+  [ "$SECONDS" -lt "$deadline" ] || fail "the retrainer's import-db did not finish within 180s"
+  sleep 0.5
+done
+scan_cmdlines
+grep -E 'imported|next retrain' "$TMP/retrainer.log" | tail -2
+for seen in "training import-db" "uvicorn app.main:app" "nginx" "postgres"; do
+  grep -q "$seen" "$TMP/cmdlines" || fail "the scan never saw '$seen': it would not have seen a secret there either"
+done
+scans=$(grep -c '' "$TMP/cmdlines")
+echo "command lines read: $scans (import-db, uvicorn, nginx, postgres among them); no secret in any"
+ok "import-db seen in ps, $scans lines, 0 secrets"
+
+step "fault: db stopped: PUT 503 + Retry-After, applied <= once"
+fault_check db-down
+ok "$(result_get '503 {put_while_down[code]} Retry-After {put_while_down[retry_after]}, version {version}')"
+
+step "fault: db restarted during PUTs: 503 while down, then 200"
+fault_check db-restart --before 2 --down 3
+ok "$(result_get 'PUTs {puts_acknowledged} acked/{acknowledged_in_db} in db, errors {put_errors}')"
+
+step "fault: kill 1 of 2 api replicas during GETs + PUTs"
+mapfile -t api_cids < <(compose -p "$PROJECT" ps -q api)
+[ "${#api_cids[@]}" -ge 2 ] || fail "expected 2 api replicas, found ${#api_cids[@]}"
+api_args=()
+for cid in "${api_cids[@]}"; do api_args+=(--api "$cid"); done
+fault_check kill-replica "${api_args[@]}" --before 2 --after 7
+ok "$(result_get 'GETs {gets_sent} sent/{gets_failed} failed; PUTs {puts_acknowledged} acked/{acknowledged_in_db} in db, {puts_failed} errors')"
+scan_cmdlines
+
+step "rate limit: a low-rate lb answers 429 + Retry-After"
+compose -p "$PROJECT" logs --no-color lb 2>/dev/null | grep -m1 "per-client rate limit" || true
+RL_NAME="$PROJECT-lb-rate-limit"
+timeout 60 "${COMPOSE[@]}" -p "$PROJECT" run -d --no-deps --name "$RL_NAME" \
+  --publish "127.0.0.1:$RATE_LIMIT_PORT:80" -e MOVIEREC_LB_RATE_PER_S=5 -e MOVIEREC_LB_BURST=10 lb \
+  >"$TMP/rl-up.log" 2>&1 || { cat "$TMP/rl-up.log" >&2; fail "compose run lb (low rate) failed"; }
+FAULT_BASE=http://127.0.0.1:$RATE_LIMIT_PORT fault_check rate-limit --requests 60
+podman logs "$RL_NAME" 2>&1 | grep -m1 "per-client rate limit" || true
+podman rm -f -t 2 "$RL_NAME" >/dev/null 2>&1 || true
+ok "$(result_get '{statuses}, Retry-After {retry_after}, code {body[code]}')"
 
 echo
 echo "container-checks: all passed"
