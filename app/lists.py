@@ -4,6 +4,7 @@ Which one is a measured choice (`MOVIEREC_LIST_BATCHING`, default `auto`): a lis
 `list_batching_min_ms` (ml-latest-small: about 0.2 ms) is scored inline, where a thread hand-off would cost
 more than it saves; a costlier one (a 62,000-movie catalogue: several ms, dominated by reading the item side)
 goes through the micro-batcher (`app.batching`), which scores the lists of concurrent requests together.
+Finished lists are kept for the next request of the same list (`app.list_cache`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,26 @@ from collections.abc import Sequence
 from fastapi import Request
 
 from app.batching import MicroBatcher
+from app.list_cache import ListCache
+from app.middleware import Metrics
 from app.settings import Settings
 from app.state import LoadedModel
 from movierec.recommender import ListQuery, Ranked, Recommender
 
 ListItem = tuple[Recommender, ListQuery]
+
+
+def new_list_cache(settings: Settings, metrics: Metrics) -> ListCache:
+    """The process's cache of finished lists, its measures in /metrics."""
+    cache = ListCache(int(settings.list_cache_mb * 2**20))
+    for measure, read in (
+        ("entries", lambda: len(cache)),
+        ("bytes", lambda: cache.nbytes),
+        ("hits", lambda: cache.hits),
+        ("misses", lambda: cache.misses),
+    ):
+        metrics.list_cache.labels(measure).set_function(read)
+    return cache
 
 
 def new_list_batcher(settings: Settings) -> MicroBatcher[ListItem, Ranked]:

@@ -12,8 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.database import install_store, start_store, stop_store
 from app.device import resolve_device
 from app.errors import install_error_handlers
-from app.lists import new_list_batcher
+from app.lists import new_list_batcher, new_list_cache
 from app.logging_setup import STARTUP_EXPLAINED, ExplainedStartupFailure, configure_logging
+from app.memory import fix_mmap_threshold
 from app.middleware import BodySizeLimitMiddleware, Metrics, MetricsMiddleware
 from app.model_watch import watch_model
 from app.offload import HeavyWork
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
     device = resolve_device(settings.device)
+    fix_mmap_threshold()  # before the first model's arrays: swaps must not grow the heap (app/memory.py)
     try:
         loaded = load_model(settings.model_dir, settings, device)
     except Exception as exc:
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = ModelHolder()
     app.state.metrics = Metrics()
     app.state.list_batcher = new_list_batcher(settings)
+    app.state.list_cache = new_list_cache(settings, app.state.metrics)
     app.state.heavy_work = HeavyWork(settings.heavy_threads, settings.heavy_queue)
     install_error_handlers(app)
     install_store(app, settings)

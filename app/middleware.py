@@ -117,6 +117,13 @@ class Metrics:
             "Re-solved user vectors held by this process",
             registry=self.registry,
         )
+        self.list_cache = Gauge(
+            "movierec_list_cache",
+            "Finished GET /recommend answers held by this process: entries, bytes (bounded by "
+            "MOVIEREC_LIST_CACHE_MB), and lookups that hit or missed since start",
+            ["measure"],
+            registry=self.registry,
+        )
 
     def set_model(self, run_id: str, kind: str) -> None:
         self.model_info.clear()

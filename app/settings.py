@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     user_cache_size: int = Field(
         10_000, ge=1, description="most re-solved user vectors (users with stored ratings) held per process"
     )
+    list_cache_mb: float = Field(
+        64.0,
+        ge=0,
+        le=65_536,
+        description="MiB of finished GET /recommend answers held per process (app/list_cache.py); 0 turns the "
+        "cache off",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

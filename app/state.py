@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.memory import release_freed_memory
 from app.settings import Settings
 from movierec.artifacts import LATEST, list_runs, load_bundle
 from movierec.errors import ArtifactError
@@ -110,7 +111,11 @@ class ModelHolder:
         return self._current
 
     def set(self, model: LoadedModel) -> None:
+        """Serve `model`; after a swap, the previous model's memory goes back to the system (app/memory.py)."""
+        replaced = self._current is not None
         self._current = model
+        if replaced:
+            release_freed_memory()
 
     def reload(self, settings: Settings, device: str, run_id: str | None) -> tuple[str, str]:
         """Load `run_id` (default: what `latest` points at) from the model root and swap it in.
@@ -130,7 +135,7 @@ class ModelHolder:
                 path = root / run_id
             new = load_model(path, settings, device)
             previous = self._current.recommender.run_id if self._current else ""
-            self._current = new
+            self.set(new)
             self.link_target = settings.model_dir.resolve()
             log.info("reloaded model: %s -> %s", previous, new.recommender.run_id)
             return previous, new.recommender.run_id

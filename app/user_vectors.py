@@ -129,24 +129,34 @@ def get_cache(request: Request) -> UserVectorCache:
     return cache
 
 
-async def resolve_user(request: Request, recommender: Recommender, user_id: int) -> UserVector | None:
-    """The user's re-solved vector, or None to use the trained one (no stored ratings, or database down).
-
-    Only the version read may run on the event loop (SQLite: a few µs, `run_read`); a cache miss reads the
-    user's history and solves their vector in a worker thread, bounded like all costly work (app/offload.py):
-    a history read may wait on the database, and an `nn` fold-in takes 200 optimiser steps.
-    """
+async def read_state(request: Request, user_id: int) -> UserStateRow | None:
+    """The user's version row (None: they never wrote). Inline on SQLite (a few µs, `run_read`), in a thread for
+    a server database; raises `StoreUnavailableError` when the database cannot answer."""
     store = get_store(request)
+    return await run_read(store, lambda: store.user_state(user_id))
+
+
+async def resolve_state(
+    request: Request, recommender: Recommender, user_id: int, state: UserStateRow
+) -> UserVector | None:
+    """The vector of a user whose version row is `state`: from the cache when it was built from that version,
+    else their history read and their vector solved in a worker thread, bounded like all costly work
+    (app/offload.py): a history read may wait on the database, and an `nn` fold-in takes 200 optimiser steps.
+    Raises `StoreUnavailableError` when the database cannot answer."""
     cache = get_cache(request)
+    cached = cache.get(recommender.run_id, user_id, state.version)
+    if cached is not None:
+        return cached
+    store = get_store(request)
+    heavy: HeavyWork = request.app.state.heavy_work
+    return await heavy.run(lambda: _solve_and_cache(store, cache, recommender, user_id))
+
+
+async def resolve_user(request: Request, recommender: Recommender, user_id: int) -> UserVector | None:
+    """The user's re-solved vector, or None to use the trained one (no stored ratings, or database down)."""
     try:
-        state = await run_read(store, lambda: store.user_state(user_id))
-        if state is None:
-            return None
-        cached = cache.get(recommender.run_id, user_id, state.version)
-        if cached is not None:
-            return cached
-        heavy: HeavyWork = request.app.state.heavy_work
-        return await heavy.run(lambda: _solve_and_cache(store, cache, recommender, user_id))
+        state = await read_state(request, user_id)
+        return None if state is None else await resolve_state(request, recommender, user_id, state)
     except StoreUnavailableError as exc:
         log.warning("serving user %d from the trained model: %s", user_id, exc)
         return None
@@ -225,19 +235,38 @@ def source_of(recommender: Recommender, user_id: int, resolved: UserVector | Non
 # ---- what the read routes call -----------------------------------------------------------------------------
 
 
+async def try_read_state(request: Request, user_id: int) -> tuple[UserStateRow | None, bool]:
+    """(the user's version row, whether the database answered): a list is served either way, from the
+    trained vector when it did not."""
+    try:
+        return await read_state(request, user_id), True
+    except StoreUnavailableError as exc:
+        log.warning("serving user %d from the trained model: %s", user_id, exc)
+        return None, False
+
+
 async def user_list_query(
     request: Request,
     recommender: Recommender,
     user_id: int,
+    state: UserStateRow | None,
     k: int,
     *,
     exclude_rated: bool = True,
     genres: list[str] | None = None,
     min_ratings: int = 0,
-) -> tuple[ListQuery | Ranked, Source]:
-    """GET /recommend/{user_id}'s list query: from the re-solved vector when the user has stored ratings, else
-    as trained (or the finished cold-start list), and where the user's vector came from."""
-    resolved = await resolve_user(request, recommender, user_id)
+) -> tuple[ListQuery | Ranked, Source, bool]:
+    """GET /recommend/{user_id}'s list query for a user whose version row is `state`: from the re-solved vector
+    when they have stored ratings, else as trained (or the finished cold-start list); where the user's vector
+    came from; and whether the list is that of `state` (False: the history could not be read, the trained
+    vector stood in)."""
+    resolved, of_state = None, True
+    if state is not None:
+        try:
+            resolved = await resolve_state(request, recommender, user_id, state)
+        except StoreUnavailableError as exc:
+            log.warning("serving user %d from the trained model: %s", user_id, exc)
+            of_state = False
     query = (
         recommender.list_query(
             user_id, k, exclude_rated=exclude_rated, genres=genres, min_ratings=min_ratings
@@ -253,7 +282,7 @@ async def user_list_query(
             min_ratings=min_ratings,
         )
     )
-    return query, source_of(recommender, user_id, resolved)
+    return query, source_of(recommender, user_id, resolved), of_state
 
 
 async def predict_pair(

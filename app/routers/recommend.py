@@ -10,13 +10,13 @@ from starlette.responses import Response
 
 from app.body import json_body_openapi, parse_json_body
 from app.dependencies import check_limit, current_model
-from app.errors import ApiError
+from app.list_cache import ListCache, ListKey
 from app.lists import rank_list
 from app.query import parameters_openapi, parse_params
 from app.responses import FastJSONResponse
 from app.routing import DirectRoute
 from app.schemas import ErrorResponse, FoldInRequest, RecommendParams, RecommendResponse
-from app.user_vectors import user_list_query
+from app.user_vectors import try_read_state, user_list_query
 from movierec.recommender import ListQuery, Ranked, Recommender
 
 router = APIRouter(tags=["recommendations"], route_class=DirectRoute)
@@ -58,19 +58,32 @@ async def recommend_for_user(request: Request) -> Response:
     check_limit("k", params.k, request.app.state.settings.max_k)
     loaded = current_model(request)
     recommender = loaded.recommender
-    # A user with stored ratings is served from their re-solved vector (app/user_vectors.py); the list is
-    # scored inline or together with concurrent requests' (app/lists.py).
-    query, user_vector = await user_list_query(
+    # The version row decides both the cached answer (app/list_cache.py) and, on a miss, whether the user is
+    # served from their re-solved vector (app/user_vectors.py).
+    state, answered = await try_read_state(request, params.user_id)
+    cache: ListCache = request.app.state.list_cache
+    key = None
+    if answered and cache.enabled:
+        version = -1 if state is None else state.version
+        key = ListKey.of(
+            params.user_id, version, params.k, params.exclude_rated, params.genre, params.min_ratings
+        )
+        body = cache.get(recommender.run_id, key)
+        if body is not None:
+            return Response(body, media_type=FastJSONResponse.media_type)
+    query, user_vector, of_state = await user_list_query(
         request,
         recommender,
         params.user_id,
+        state,
         params.k,
         exclude_rated=params.exclude_rated,
         genres=params.genre,
         min_ratings=params.min_ratings,
     )
+    # Scored inline or together with concurrent requests' (app/lists.py).
     ranked = query if isinstance(query, Ranked) else await rank_list(request, loaded, query)
-    return FastJSONResponse(
+    response = FastJSONResponse(
         {
             "user_id": params.user_id,
             "strategy": ranked.strategy,
@@ -79,6 +92,9 @@ async def recommend_for_user(request: Request) -> Response:
             "user_vector": user_vector,
         }
     )
+    if key is not None and of_state:
+        cache.put(recommender.run_id, key, bytes(response.body))
+    return response
 
 
 @router.post(
@@ -89,14 +105,7 @@ async def recommend_for_user(request: Request) -> Response:
 )
 async def recommend_for_ratings(request: Request) -> Response:
     """Top-k for a new or anonymous user from their ratings, folded in without retraining."""
-    if request.query_params:
-        # The options live in the body; a query string here is a client mistake, never silently ignored.
-        raise ApiError(
-            422,
-            "validation_error",
-            f"POST /recommend takes no query parameters (got {', '.join(sorted(request.query_params))}): "
-            "put the list options in the JSON body",
-        )
+    # A query string is refused before this runs (app/query.py): the options live in the body.
     body = await parse_json_body(request, FoldInRequest)
     settings = request.app.state.settings
     check_limit("k", body.k, settings.max_k)
