@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -32,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.serving import (  # noqa: E402  (a script: the repository root is put on the path first)
     CEILING,
-    PYTHON,
     Server,
     ServerConfig,
     build_scenarios,
@@ -44,31 +42,6 @@ from bench.serving import (  # noqa: E402  (a script: the repository root is put
 
 SCENARIOS = ("recommend", "recommend_genre")
 MODES = {"cache on (repeat lists)": (), "cache off (first lists)": (("MOVIEREC_LIST_CACHE_MB", "0"),)}
-
-
-def train_bias(data: Path, workdir: Path) -> Path:
-    """`bias` with the ranker, as `python -m training train --model bias` trains it."""
-    out = workdir / "models-bias"
-    subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "training",
-            "train",
-            "--data",
-            str(data),
-            "--model",
-            "bias",
-            "--output-dir",
-            str(out),
-            "--quiet",
-        ],
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return (out / "latest").resolve()
 
 
 def measure_mode(
@@ -155,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.model_dir:
             models = {args.model_dir.name: args.model_dir.resolve()}
         else:
-            trainers = {"default": train_model, "bias": train_bias}
-            models = {kind: trainers[kind](args.data, workdir) for kind in args.kinds.split(",")}
+            models = {
+                kind: train_model(args.data, workdir, None if kind == "default" else kind)
+                for kind in args.kinds.split(",")
+            }
         for repeat in range(1, args.repeats + 1):
             for model, model_dir in models.items():
                 for mode, env in MODES.items():

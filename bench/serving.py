@@ -448,10 +448,10 @@ def warm_up(server: Server, scenarios: list[Scenario], workdir: Path) -> None:
 # ---- the run ---------------------------------------------------------------------------------------------
 
 
-def train_model(data: Path, workdir: Path) -> Path:
-    """Train the default artifact (bpmf + ranker) exactly as `python -m training train` does; returns the run
-    directory."""
-    out = workdir / "models"
+def train_model(data: Path, workdir: Path, kind: str | None = None) -> Path:
+    """Train the default artifact (bpmf + ranker), or `kind` with the ranker, exactly as `python -m training
+    train` does; returns the run directory."""
+    out = workdir / ("models" if kind is None else f"models-{kind}")
     subprocess.run(
         [
             PYTHON,
@@ -460,6 +460,7 @@ def train_model(data: Path, workdir: Path) -> Path:
             "train",
             "--data",
             str(data),
+            *(["--model", kind] if kind else []),
             "--output-dir",
             str(out),
             "--quiet",
