@@ -1,9 +1,11 @@
 """Stored-ratings benchmark: write throughput, read-after-write, and lists of users with stored ratings.
 
-    python bench/ratings.py [--model-dir DIR] [--duration 10] [--concurrency 16] [--out bench/results/ratings]
+    python bench/ratings.py [--model-dir DIR] [--duration 10] [--concurrency 16] [--postgres-url URL]
+        [--out bench/results/ratings]
 
 One uvicorn worker serving an artifact (default: the default artifact trained on ml-latest-small, as
-bench/serving.py does) with people's ratings in a fresh SQLite file, measured in one run:
+bench/serving.py does) with people's ratings in a fresh SQLite file and, with `--postgres-url` (default
+$MOVIEREC_TEST_POSTGRES_URL), then in a fresh PostgreSQL database, measured in one run for each:
 1. the ceiling (trivial JSON endpoint, same server), the baseline every figure is divided by;
 2. `PUT /users/{id}/ratings/{movie}` from `--concurrency` clients for `--duration` s: writes/s, p50/p99;
 3. read-after-write: a PUT, then at once `GET /recommend/{id}`; the time from the PUT returning to that list,
@@ -21,9 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,8 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storm-cache-size", type=int, default=1_000, help="the storm server's user cache")
     parser.add_argument("--storm-ratings", type=int, default=3, help="ratings each storm user writes")
     parser.add_argument("--only-cache-storm", action="store_true", help="run only the write storm")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("MOVIEREC_TEST_POSTGRES_URL"),
+        help="also measure on this (empty, migrated on start) PostgreSQL database; default "
+        '$MOVIEREC_TEST_POSTGRES_URL, as `eval "$(.ci/start-postgres.sh)"` sets it',
+    )
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="bench-ratings-") as tmp:
         workdir = Path(tmp)
         model_dir = args.model_dir.resolve() if args.model_dir else train_model(args.data, workdir)
@@ -175,62 +186,90 @@ def main(argv: list[str] | None = None) -> int:
             load = f"httpx, {args.concurrency} clients"
             _write({"meta": _meta(args, argv, "SQLite file (WAL)", load), "cache_storm": storm}, args.out)
             return 0
-        users = np.load(model_dir / "user_ids.npy")
-        movies = np.load(model_dir / "movie_ids.npy")
-        env = (
-            ("MOVIEREC_API_KEY", KEY),
-            ("MOVIEREC_DATABASE_URL", f"sqlite:///{workdir / 'ratings.db'}"),
-        )
-        with Server(
-            "bench.naive_app:create_bench_app", model_dir, ServerConfig(env=env), args.port
-        ) as server:
-            base = server.base_url
-            writers = [int(u) for u in rng.choice(users, 200, replace=False)]
-            trained = [int(u) for u in users if int(u) not in set(writers)][:200]
-            ceiling_scenario = Scenario("ceiling", "ceiling", "GET", ["/_bench/ceiling"])
-            run_wrk(base, ceiling_scenario, args.concurrency, 1, workdir)  # warm-up
-            ceiling = run_wrk(base, ceiling_scenario, args.concurrency, args.duration, workdir)
-            cpu = server.cpu_seconds()
-            put_paths = [
-                f"/users/{u}/ratings/{int(m)}"
-                for u, m in zip(rng.choice(writers, 2000), rng.choice(movies, 2000), strict=True)
-            ]
-            # wrk pairs a random path with a random body: ratings of random pairs (repeats included).
-            put_bodies = [json.dumps({"rating": float(r)}) for r in rng.integers(1, 11, 50) / 2]
-            writes = run_wrk(
-                base,
-                Scenario("put", "PUT", "PUT", put_paths, put_bodies, AUTH),
-                args.concurrency,
-                args.duration,
-                workdir,
+        backends = {
+            "SQLite file (WAL)": throughput(
+                model_dir, workdir, f"sqlite:///{workdir / 'ratings.db'}", args, np.random.default_rng(0)
             )
-            writes["server_cpu_us_per_request"] = round(
-                (server.cpu_seconds() - cpu) / writes["requests"] * 1e6, 1
-            )
-            after = asyncio.run(
-                _read_after_write(base, writers[:100], [int(m) for m in rng.choice(movies, 100)])
-            )
-            stored_lists = Scenario("stored", "stored", "GET", [f"/recommend/{u}?k=10" for u in writers])
-            trained_lists = Scenario("trained", "trained", "GET", [f"/recommend/{u}?k=10" for u in trained])
-            run_wrk(base, stored_lists, args.concurrency, 1, workdir)  # vectors re-solved and cached
-            stored = run_wrk(base, stored_lists, args.concurrency, args.duration, workdir)
-            plain = run_wrk(base, trained_lists, args.concurrency, args.duration, workdir)
+        }
+        if args.postgres_url:
+            with fresh_postgres_database(args.postgres_url) as url:
+                backends["PostgreSQL"] = throughput(model_dir, workdir, url, args, np.random.default_rng(0))
     result = {
         "meta": _meta(
             args,
             argv,
-            "SQLite file (WAL)",
+            " and ".join(backends),
             f"wrk 1 thread, {args.concurrency} connections, {args.duration} s per row",
         ),
+        "backends": backends,
+        "cache_storm": storm,
+    }
+    _write(result, args.out)
+    return 0
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """An empty database on the server of `server_url` (which must allow CREATE DATABASE), dropped after."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(server_url).set(drivername="postgresql")
+    dsn = admin.render_as_string(hide_password=False)
+    name = f"movierec_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def throughput(
+    model_dir: Path, workdir: Path, database_url: str, args: argparse.Namespace, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Ceiling, writes, read-after-write and lists of one server on the database at `database_url`."""
+    users = np.load(model_dir / "user_ids.npy")
+    movies = np.load(model_dir / "movie_ids.npy")
+    env = (("MOVIEREC_API_KEY", KEY), ("MOVIEREC_DATABASE_URL", database_url))
+    with Server("bench.naive_app:create_bench_app", model_dir, ServerConfig(env=env), args.port) as server:
+        base = server.base_url
+        writers = [int(u) for u in rng.choice(users, 200, replace=False)]
+        trained = [int(u) for u in users if int(u) not in set(writers)][:200]
+        ceiling_scenario = Scenario("ceiling", "ceiling", "GET", ["/_bench/ceiling"])
+        run_wrk(base, ceiling_scenario, args.concurrency, 1, workdir)  # warm-up
+        ceiling = run_wrk(base, ceiling_scenario, args.concurrency, args.duration, workdir)
+        cpu = server.cpu_seconds()
+        put_paths = [
+            f"/users/{u}/ratings/{int(m)}"
+            for u, m in zip(rng.choice(writers, 2000), rng.choice(movies, 2000), strict=True)
+        ]
+        # wrk pairs a random path with a random body: ratings of random pairs (repeats included).
+        put_bodies = [json.dumps({"rating": float(r)}) for r in rng.integers(1, 11, 50) / 2]
+        writes = run_wrk(
+            base,
+            Scenario("put", "PUT", "PUT", put_paths, put_bodies, AUTH),
+            args.concurrency,
+            args.duration,
+            workdir,
+        )
+        writes["server_cpu_us_per_request"] = round(
+            (server.cpu_seconds() - cpu) / writes["requests"] * 1e6, 1
+        )
+        after = asyncio.run(_read_after_write(base, writers[:100], [int(m) for m in rng.choice(movies, 100)]))
+        stored_lists = Scenario("stored", "stored", "GET", [f"/recommend/{u}?k=10" for u in writers])
+        trained_lists = Scenario("trained", "trained", "GET", [f"/recommend/{u}?k=10" for u in trained])
+        run_wrk(base, stored_lists, args.concurrency, 1, workdir)  # vectors re-solved and cached
+        stored = run_wrk(base, stored_lists, args.concurrency, args.duration, workdir)
+        plain = run_wrk(base, trained_lists, args.concurrency, args.duration, workdir)
+    return {
         "ceiling": ceiling,
         "writes": writes,
         "read_after_write": after,
         "recommend_stored_ratings_users": stored,
         "recommend_trained_users": plain,
-        "cache_storm": storm,
     }
-    _write(result, args.out)
-    return 0
 
 
 def _meta(args: argparse.Namespace, argv: list[str] | None, database: str, load: str) -> dict[str, Any]:
@@ -272,10 +311,10 @@ def _write(result: dict[str, Any], out: Path) -> None:
         f"{result['meta']['database']}; model: {result['meta']['model']}. Command: `{result['meta']['command']}`.",
         "",
     ]
-    if "writes" in result:
-        lines += _throughput_lines(result)
+    for label, backend in result.get("backends", {}).items():
+        lines += [f"## {label}", "", *_throughput_lines(backend)]
     if "cache_storm" in result:
-        lines += _storm_lines(result["cache_storm"])
+        lines += ["## Write storm", "", *_storm_lines(result["cache_storm"])]
     lines += ["```json", json.dumps(result, indent=2), "```", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

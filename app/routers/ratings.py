@@ -7,6 +7,7 @@ other one serving the same database.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth import check_bearer
-from app.database import get_store
+from app.database import get_store, run_read
 from app.dependencies import LoadedDep, MetricsDep, SettingsDep, check_limit
 from app.errors import ApiError
 from app.middleware import Metrics
@@ -136,7 +137,7 @@ def _record(metrics: Metrics, operation: str, started: float) -> None:
         ),
     },
 )
-def put_rating(
+async def put_rating(
     request: Request,
     user_id: UserId,
     movie_id: MovieId,
@@ -156,11 +157,14 @@ def put_rating(
     (`PUT /movies/{movie_id}`) may be rated too: its ratings move its predictions until a retrain learns it.
     """
     recommender = loaded.recommender
-    if recommender.bundle.movie_ids.index(movie_id) is None and store.added_movie(movie_id) is None:
+    trained = recommender.bundle.movie_ids.index(movie_id) is not None
+    if not trained and await run_read(store, lambda: store.added_movie(movie_id)) is None:
         raise UnknownMovieError(movie_id)  # 404 unknown_movie: neither trained on nor added
     check_rating(recommender, body.rating)
     started = time.perf_counter()
-    stored = store.put_rating(user_id, movie_id, float(body.rating))
+    # The writer thread commits it with the writes that arrived alongside (movierec/store/group_commit.py);
+    # the loop waits for the commit without holding a worker thread, and answers only once it is durable.
+    stored = await asyncio.wrap_future(store.put_rating_later(user_id, movie_id, float(body.rating)))
     _record(metrics, "put", started)
     get_cache(request).invalidate(user_id)
     return UserRatingOut(

@@ -1,9 +1,11 @@
-"""What the service and the trainer do with stored ratings, one short transaction per call.
+"""What the service and the trainer do with stored ratings.
 
-Every write is one transaction of single-statement upserts (`INSERT ... ON CONFLICT DO UPDATE` through the
-dialect's insert construct), so concurrent writers of the same pair never lose or duplicate a row, and each
-write bumps the user's version in `user_state`: the cheap single-row read other processes compare their
-cached user vectors with. Database failures surface as `StoreUnavailableError`.
+Writes are upserts (`INSERT ... ON CONFLICT DO UPDATE` through the dialect's insert construct), so concurrent
+writers of the same pair never lose or duplicate a row, and each write bumps the user's version in
+`user_state`: the cheap single-row read other processes compare their cached user vectors with. They run in
+one writer thread that commits the writes arriving together in one transaction (movierec/store/group_commit.py)
+and acknowledges each after its commit. Reads are one short transaction per call. Database failures surface as
+`StoreUnavailableError` (`StoreBusyError` when a lock outlasted the busy timeout).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,9 +27,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from movierec.data.progress import ROWS, ReadProgress
-from movierec.errors import InvalidRequestError, MovieRecError
+from movierec.errors import InvalidRequestError
 from movierec.movie_features import display_title, join_genres, split_genres
 from movierec.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_store_engine
+from movierec.store.errors import StoreBusyError, StoreUnavailableError
+from movierec.store.group_commit import GroupCommitter, RatingPut
 from movierec.store.migrate import head_revision, upgrade_engine
 from movierec.store.schema import AddedMovie, Movie, Rating, RemovedRating, UserState
 
@@ -36,22 +42,6 @@ _IN_CHUNK = 500
 _BULK_CHUNK = 5_000
 _FRAME_CHUNK = 500_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class StoreUnavailableError(MovieRecError):
-    """The database cannot be reached or did not answer in time."""
-
-    code = "database_unavailable"
-    # What a 503 asks a client to wait before retrying (s): a server restart takes seconds.
-    retry_after_s = 5
-
-
-class StoreBusyError(StoreUnavailableError):
-    """The database answers, but a lock held elsewhere (another writer, a backup, a migration) or a full
-    connection pool outlasted the busy timeout: the call gave up instead of waiting on."""
-
-    code = "database_busy"
-    retry_after_s = 1
 
 
 # How long a read on the event loop (`RatingStore.user_state` on SQLite) may wait for a lock (ms): a few
@@ -155,6 +145,10 @@ _MOVIE_RATINGS = (
     .limit(bindparam("limit"))
 )
 # Catalogue misses (ids the served model does not know) look here: one primary-key read, built once.
+# A rating written again is no longer a removed one (executed for many pairs at once).
+_UNREMOVE = delete(RemovedRating).where(
+    RemovedRating.user_id == bindparam("user"), RemovedRating.movie_id == bindparam("movie")
+)
 _ADDED_MOVIES = select(
     AddedMovie.movie_id, AddedMovie.title, AddedMovie.genres, AddedMovie.year, AddedMovie.added_at
 ).where(AddedMovie.movie_id.in_(bindparam("movies", expanding=True)))
@@ -171,10 +165,10 @@ class RatingStore:
             engine if engine is not None else create_store_engine(url, busy_timeout_ms=busy_timeout_ms)
         )
         self.busy_timeout_s = busy_timeout_ms / 1000
-        # SQLite takes one writer at a time. Writers of this process queue here, in order, rather than in
-        # SQLite's busy handler, which sleeps in growing steps and lets some writers wait far longer than
-        # others (64 concurrent clients: waits past 2 s). The file lock then only waits for other processes.
-        self._sqlite_writer = threading.Lock()
+        # Every write of this process goes through one writer thread, in arrival order, committed in groups
+        # (movierec/store/group_commit.py): SQLite's single write lock then only waits for other processes,
+        # and a burst of writes costs one commit instead of one each.
+        self._committer = GroupCommitter(self, busy_timeout_s=self.busy_timeout_s)
         self._insert: Callable[..., Any] = (
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -186,6 +180,7 @@ class RatingStore:
         return self.engine.dialect.name
 
     def close(self) -> None:
+        self._committer.close()
         held = getattr(self._thread_local, "connection", None)
         if held is not None:
             self._thread_local.connection = None
@@ -215,24 +210,21 @@ class RatingStore:
         with self._translate(), self.engine.connect() as connection:
             return work(connection)
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
+    def _write(self, work: Callable[[Connection], T], *, user_id: int = -1) -> T:
+        """Run `work` in the writer thread's next group transaction and wait for its commit."""
+        return self._committer.run(work, user_id=user_id).result()
+
+    @contextmanager
+    def transaction(self, deadline: float) -> Iterator[Connection]:
+        """One transaction of the writer thread; waits for locks held elsewhere end at `deadline` (monotonic)."""
         self.ensure_migrated()
-        if self.dialect != "sqlite":
-            with self._translate(), self.engine.begin() as connection:
-                return work(connection)
-        deadline = time.monotonic() + self.busy_timeout_s
-        if not self._sqlite_writer.acquire(timeout=self.busy_timeout_s):
-            raise StoreBusyError(
-                f"the ratings database is busy: this process's writes queued for {self.busy_timeout_s:g} s"
-            )
-        try:
-            with self._translate(), self.engine.begin() as connection:
-                # What is left of the busy timeout for another process's lock (a pragma costs microseconds).
-                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-                connection.exec_driver_sql(f"PRAGMA busy_timeout = {left_ms}")
-                return work(connection)
-        finally:
-            self._sqlite_writer.release()
+        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        with self._translate(), self.engine.begin() as connection:
+            if self.dialect == "sqlite":
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {left_ms}")  # microseconds, no I/O
+            else:
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = {left_ms}")
+            yield connection
 
     def ensure_migrated(self) -> None:
         """Run the migrations once per process (at start-up, or at the first use after an outage)."""
@@ -260,28 +252,42 @@ class RatingStore:
     # ---- writes -----------------------------------------------------------------------------------------
 
     def put_rating(self, user_id: int, movie_id: int, rating: float) -> StoredRating:
-        """Create or replace one rating (idempotent) and bump the user's version."""
-        now = datetime.now(UTC)
+        """Create or replace one rating (idempotent) and bump the user's version; returns after the commit."""
+        return self.put_rating_later(user_id, movie_id, rating).result()
 
-        def work(connection: Connection) -> StoredRating:
-            self._bump(connection, user_id)  # first: writes of one user queue on this row, never deadlock
-            statement = self._insert(Rating).values(
-                user_id=user_id, movie_id=movie_id, rating=rating, updated_at=now
-            )
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["user_id", "movie_id"],
-                    set_={"rating": statement.excluded.rating, "updated_at": statement.excluded.updated_at},
-                )
-            )
-            connection.execute(
-                delete(RemovedRating).where(
-                    RemovedRating.user_id == user_id, RemovedRating.movie_id == movie_id
-                )
-            )
-            return StoredRating(movie_id, rating, now)
+    def put_rating_later(self, user_id: int, movie_id: int, rating: float) -> Future[StoredRating]:
+        """`put_rating` without blocking: a future (await it with `asyncio.wrap_future`) resolved at commit."""
+        put = RatingPut(user_id, movie_id, rating, datetime.now(UTC))
+        return self._committer.put(put, StoredRating(movie_id, rating, put.updated_at))
 
-        return self._write(work)
+    def put_ratings(self, connection: Connection, puts: list[RatingPut]) -> None:
+        """The rating upserts of one group transaction as three multi-row statements (for the writer thread).
+
+        Users' versions are bumped first, in user order, by the number of their writes: writes of one user
+        queue on that row, and every process locks rows in the same order, so none deadlock.
+        """
+        counts = Counter(put.user_id for put in puts)
+        bump = self._insert(UserState)
+        connection.execute(
+            bump.on_conflict_do_update(
+                index_elements=["user_id"], set_={"version": UserState.version + bump.excluded.version}
+            ),
+            [{"user_id": user, "version": n} for user, n in sorted(counts.items())],
+        )
+        # The last write of a pair wins, as if the writes had committed one by one.
+        latest = {(put.user_id, put.movie_id): put for put in puts}
+        upsert = self._insert(Rating)
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["user_id", "movie_id"],
+                set_={"rating": upsert.excluded.rating, "updated_at": upsert.excluded.updated_at},
+            ),
+            [
+                {"user_id": u, "movie_id": m, "rating": put.rating, "updated_at": put.updated_at}
+                for (u, m), put in sorted(latest.items())
+            ],
+        )
+        connection.execute(_UNREMOVE, [{"user": u, "movie": m} for u, m in sorted(latest)])
 
     def delete_rating(self, user_id: int, movie_id: int) -> bool:
         """Remove one rating, also the model's training rating of that pair; True when a stored one existed."""
@@ -300,7 +306,7 @@ class RatingStore:
             )
             return bool(deleted)
 
-        return self._write(work)
+        return self._write(work, user_id=user_id)
 
     def forget_user(self, user_id: int) -> int:
         """Delete everything stored for a user and mark them forgotten (future training drops their history).
@@ -315,7 +321,7 @@ class RatingStore:
             connection.execute(delete(RemovedRating).where(RemovedRating.user_id == user_id))
             return int(deleted)
 
-        return self._write(work)
+        return self._write(work, user_id=user_id)
 
     def put_ratings_bulk(
         self, rows: Iterable[tuple[int, int, float, datetime]], progress: ReadProgress | None = None
