@@ -36,6 +36,7 @@ from app.user_vectors import get_cache
 from movierec.errors import InvalidRequestError, UnknownMovieError
 from movierec.recommender import Recommender
 from movierec.store import CURSOR_PATTERN, RatingStore
+from movierec.store.group_commit import DEFAULT_MAX_QUEUED
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -96,7 +97,9 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     422: _error("invalid ids or parameters", "validation_error", "user_id: Input should be greater than 0"),
     503: _error(
         "the ratings database is unreachable (`database_unavailable`, Retry-After 5) or a lock held elsewhere "
-        "outlasted MOVIEREC_DATABASE_BUSY_TIMEOUT_MS (`database_busy`, Retry-After 1); model reads keep working",
+        "outlasted MOVIEREC_DATABASE_BUSY_TIMEOUT_MS, or this process already has "
+        f"{DEFAULT_MAX_QUEUED:,} writes waiting to commit (`database_busy`, Retry-After 1); model reads keep "
+        "working",
         "database_busy",
         "the ratings database is busy: ...; retry in 1 s",
     ),
