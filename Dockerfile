@@ -117,7 +117,9 @@ ENTRYPOINT ["python", "-m", "training"]
 CMD ["--help"]
 
 # The service's settings come from MOVIEREC_* variables (see .env.example); PORT and WORKERS feed uvicorn,
-# which also honours any UVICORN_* variable (e.g. UVICORN_LOG_LEVEL). The health probe is stdlib-only.
+# which also honours any UVICORN_* variable (e.g. UVICORN_LOG_LEVEL). UVICORN_LOOP=asyncio: under uvloop a
+# saturated worker leaves some connections unanswered for up to a second (bench/results/list_cache.md).
+# The health probe is stdlib-only.
 FROM deps-serve-gpu AS api-gpu
 COPY --from=wheel /wheels/ /tmp/wheels/
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
@@ -127,6 +129,7 @@ USER 10001:10001
 ENV HOME=/home/movierec \
     PORT=8000 \
     WORKERS=1 \
+    UVICORN_LOOP=asyncio \
     MOVIEREC_MODEL_DIR=/models/latest
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
@@ -142,6 +145,7 @@ USER 10001:10001
 ENV HOME=/home/movierec \
     PORT=8000 \
     WORKERS=1 \
+    UVICORN_LOOP=asyncio \
     MOVIEREC_MODEL_DIR=/models/latest
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

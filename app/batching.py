@@ -1,4 +1,4 @@
-"""Dynamic batching of concurrent requests (what TF Serving and Triton call batching), for costly list scoring.
+"""Dynamic batching of concurrent requests (what TF Serving and Triton call batching), for list scoring.
 
 On a large catalogue a top-N list is dominated by reading the model's item side: a (1, r) @ (r, n_movies)
 product streams the whole (r, n_movies) matrix from memory for one user. Lists asked for at the same time are
@@ -9,7 +9,16 @@ There is no waiting window: a request that finds the scorer idle is scored at on
 pays only the hand-off to the scoring thread. Requests that arrive while a batch is being scored wait for it
 to finish and then go together, up to `max_batch`. The batch size thus follows the load by itself. Scoring
 runs in one dedicated thread: numpy releases the GIL in the product, so the event loop keeps accepting and
-parsing requests meanwhile.
+parsing requests meanwhile (`MicroBatcher`).
+
+Cheap lists (ml-latest-small: a fraction of a millisecond) would pay more for the hand-off to a thread than
+they save, so they are batched on the event loop instead (`TurnBatcher`): the lists asked for in one turn of
+the loop (the requests read from the sockets that were ready together) are scored together at the end of that
+turn, with no thread and no waiting window. Under load that is what reading the item side once buys: measured
+at 16 connections on ml-latest-small, 350 against 475 µs of server CPU per first list, because the
+(r, n_movies) matrix (4.6 MB) no longer stays in the CPU caches between one request and the next. A turn scores
+at most `max_batch` lists; the rest go in the next turn, after the loop has served the sockets ready meanwhile,
+so no connection waits behind an unbounded batch.
 """
 
 from __future__ import annotations
@@ -132,16 +141,7 @@ class MicroBatcher(Generic[Item, Result]):
         # is settled and the next batch is dispatched: a failure never leaves the batcher busy for good.
         try:
             error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-            results: Sequence[Result | BaseException] = [error] * len(batch) if error else done.result()
-            if len(results) != len(batch):
-                raise RuntimeError(f"a batch of {len(batch)} lists returned {len(results)} results")
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():  # the client went away
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            _settle(batch, [error] * len(batch) if error else done.result())
         except Exception as exc:
             log.exception("list batch failed")
             _fail(batch, exc)
@@ -149,6 +149,90 @@ class MicroBatcher(Generic[Item, Result]):
             self._busy = False
             if self._pending and not self._closed:
                 self._dispatch(loop)
+
+
+class TurnBatcher(Generic[Item, Result]):
+    """Runs `run_batch` on the event loop over the items submitted in one turn of it (see the module docstring).
+
+    The same contract as `MicroBatcher`: one entry per item, its result or its exception; at most `max_pending`
+    items wait (beyond, 503 at once); a batch that fails fails its own items only. No timeout: an item is
+    scored in the turn after its request was read, or in the few after that when more than `max_batch` came.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Item]], Sequence[Result | BaseException]],
+        max_batch: int = 64,
+        *,
+        max_pending: int = 256,
+    ) -> None:
+        self._run_batch = run_batch
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._scheduled = False
+        self._closed = False
+        self.stats = BatchStats()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def submit(self, item: Item) -> Result:
+        """The result for `item`, scored with the other items of this turn of the event loop."""
+        if self._closed:
+            raise ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"})
+        if len(self._pending) >= self.max_pending:
+            self.stats.refused += 1
+            raise _overloaded(f"{len(self._pending)} lists are already waiting to be scored")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        self._pending.append((item, future))
+        if not self._scheduled:
+            # call_soon runs after the callbacks already due in this turn: the other requests read with this
+            # one reach here first and join the batch.
+            self._scheduled = True
+            loop.call_soon(self._run_turn, loop)
+        return await future
+
+    def close(self) -> None:
+        """Refuse new items and fail the waiting ones (at shutdown)."""
+        self._closed = True
+        pending, self._pending = self._pending, []
+        _fail(pending, ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"}))
+
+    def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduled = False
+        live = [(item, future) for item, future in self._pending if not future.done()]
+        batch, self._pending = live[: self.max_batch], live[self.max_batch :]
+        if self._pending and not self._closed:
+            self._scheduled = True
+            loop.call_soon(self._run_turn, loop)
+        if not batch:
+            return
+        self.stats.batches += 1
+        self.stats.items += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))
+        try:
+            _settle(batch, self._run_batch([item for item, _ in batch]))
+        except Exception as exc:  # a batch that raised as a whole, or a result list of the wrong length
+            log.exception("list batch failed")
+            _fail(batch, exc)
+
+
+def _settle(
+    batch: Sequence[tuple[object, asyncio.Future[Result]]], results: Sequence[Result | BaseException]
+) -> None:
+    """Give each waiting item its result or exception (items whose client went away are skipped)."""
+    if len(results) != len(batch):
+        raise RuntimeError(f"a batch of {len(batch)} lists returned {len(results)} results")
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 def _fail(batch: Sequence[tuple[object, asyncio.Future[Result]]], exc: BaseException) -> None:

@@ -12,9 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.database import install_store, start_store, stop_store
 from app.device import resolve_device
 from app.errors import install_error_handlers
-from app.lists import new_list_batcher, new_list_cache
+from app.lists import new_list_batcher, new_list_cache, new_turn_batcher
 from app.logging_setup import STARTUP_EXPLAINED, ExplainedStartupFailure, configure_logging
-from app.memory import fix_mmap_threshold
+from app.memory import fix_mmap_threshold, freeze_loaded_heap, thaw_heap
 from app.middleware import BodySizeLimitMiddleware, Metrics, MetricsMiddleware
 from app.model_watch import watch_model
 from app.offload import HeavyWork
@@ -69,14 +69,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device,
         loaded.list_cost_ms,
     )
-    app.state.list_batcher = new_list_batcher(settings)  # fresh per start: the previous one was closed
+    app.state.list_batcher = new_list_batcher(settings)  # fresh per start: the previous ones were closed
+    app.state.turn_batcher = new_turn_batcher(settings)
+    freeze_loaded_heap()  # what is alive now lives as long as the process or the model (app/memory.py)
     await start_store(app)  # people's own ratings; an unreachable database is a warning, not a failure
     # Follow `latest` (MOVIEREC_MODEL_POLL_SECONDS): a retrain reaches every process with no admin call.
     async with watch_model(app.state.holder, settings, device, app.state.metrics) as watcher:
         app.state.model_watch = watcher
         yield
     app.state.list_batcher.close()
+    app.state.turn_batcher.close()
     await stop_store(app)
+    thaw_heap()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -94,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = ModelHolder()
     app.state.metrics = Metrics()
     app.state.list_batcher = new_list_batcher(settings)
+    app.state.turn_batcher = new_turn_batcher(settings)
     app.state.list_cache = new_list_cache(settings, app.state.metrics)
     app.state.heavy_work = HeavyWork(settings.heavy_threads, settings.heavy_queue)
     install_error_handlers(app)

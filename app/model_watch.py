@@ -101,6 +101,9 @@ class ModelWatcher:
                     self.metrics.reloads.labels("refused").inc()
                 result = "refused"
             else:
+                # Cleared before the swap: whoever sees the new run served also sees no error (the swap's
+                # memory release after the assignment takes a moment).
+                self.state.last_error = None
                 self.holder.set(new)
                 run_id = new.recommender.run_id
                 log.info(
@@ -109,7 +112,6 @@ class ModelWatcher:
                     run_id,
                     previous.recommender.run_id if previous is not None else "nothing",
                 )
-                self.state.last_error = None
                 if self.metrics is not None:
                     self.metrics.reloads.labels("ok").inc()
                     self.metrics.set_model(run_id, new.recommender.kind)

@@ -44,12 +44,15 @@ class Settings(BaseSettings):
     threadpool_size: int = Field(40, ge=1, description="worker threads for blocking routes")
     verify_checksums: bool = Field(True, description="verify artifact file checksums at load")
     # Costly work (app/offload.py, app/batching.py): thresholds are costs measured on the served model.
-    list_batching: Literal["auto", "on", "off"] = Field(
+    list_batching: Literal["auto", "on", "turn", "off"] = Field(
         "auto",
-        description="score concurrent /recommend lists together; auto: when one list costs at least "
-        "list_batching_min_ms (measured at load)",
+        description="score concurrent lists together (app/lists.py): on, in a thread; turn, on the event loop "
+        "with the lists of the same loop turn; off, each alone; auto: on when one list costs at least "
+        "list_batching_min_ms (measured at load), else turn",
     )
-    list_batching_min_ms: float = Field(1.0, ge=0, description="auto list batching threshold")
+    list_batching_min_ms: float = Field(
+        1.0, ge=0, description="auto list batching threshold (thread or turn)"
+    )
     list_batch_max: int = Field(64, ge=1, description="most lists scored in one batch")
     heavy_threads: int = Field(
         4, ge=1, description="threads for costly requests (large batches, slow fold-ins)"

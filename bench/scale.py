@@ -318,7 +318,7 @@ def _short_command(command: str) -> str:
 
 def _serving_lines(label: str, serving: dict[str, Any]) -> list[str]:
     lines = [
-        f"## Serving `{label}` (1 uvicorn worker, uvloop, httptools, 1 BLAS thread)",
+        f"## Serving `{label}` (1 uvicorn worker, asyncio loop, httptools, 1 BLAS thread)",
         "",
         f"Resident memory after warm-up: **{serving['memory_after_warmup']['rss_mb']} MB** "
         f"(at end {serving['memory_at_end']['rss_mb']} MB).",

@@ -293,7 +293,7 @@ class ServerConfig:
     """uvicorn and service settings of one measured server."""
 
     workers: int = 1
-    loop: str = "uvloop"
+    loop: str = "asyncio"  # the Dockerfile's: uvloop starves connections when saturated (bench/list_cache.py)
     http: str = "httptools"
     threadpool_size: int = 40
     blas_threads: int = 1
@@ -598,7 +598,7 @@ def evaluate_targets(rows: list[dict[str, Any]], memory_mb: float, c: int = 16) 
 
 SWEEP = [
     ServerConfig(),
-    ServerConfig(loop="asyncio", http="h11"),
+    ServerConfig(loop="uvloop"),
     ServerConfig(http="h11"),
     ServerConfig(workers=2),
     ServerConfig(blas_threads=2),
@@ -743,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(MAIN_SCENARIOS))
     parser.add_argument("--genre", default="Comedy")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--loop", default="uvloop")
+    parser.add_argument("--loop", default="asyncio")
     parser.add_argument("--http", default="httptools")
     parser.add_argument("--threadpool-size", type=int, default=40)
     parser.add_argument("--blas-threads", type=int, default=1)

@@ -18,7 +18,7 @@ its self weight 1 - 1/(l2 d_j). Scoring is a factor model: one (r,) vector per u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,14 +65,28 @@ class ItemRanker:
             like_temperature=float(settings["like_temperature"]),
         )
 
+    def history_vector(self, rated: NDArray[Any]) -> F32:
+        """The (r,) vector of a user who rated `rated` (movie indices): the scaled sum of their movies' rows."""
+        vector: F32 = self.history_factors[rated].sum(axis=0) * self.scale
+        return vector
+
     def propensity(self, rated: NDArray[Any], *, include_rated: bool = False) -> F32:
         """EASE scores of every movie for a user who rated `rated` (movie indices); a fresh array."""
         return self.propensity_block([rated], [include_rated])[0]
 
-    def propensity_block(self, rated: Sequence[NDArray[Any]], include_rated: Sequence[bool]) -> F32:
+    def propensity_block(
+        self,
+        rated: Sequence[NDArray[Any]],
+        include_rated: Sequence[bool],
+        vectors: Sequence[F32 | None] | None = None,
+    ) -> F32:
         """EASE scores of every movie for several users at once, (users, n_movies): one matrix product, which
-        reads the (r, n_movies) item side once for all of them (what micro-batching buys on large catalogues)."""
-        users = np.stack([self.history_factors[r].sum(axis=0) for r in rated]) * self.scale
+        reads the (r, n_movies) item side once for all of them (what micro-batching buys on large catalogues).
+        `vectors[i]`, when given, is user i's `history_vector` computed before (`HistoryVectors`)."""
+        given = vectors if vectors is not None else [None] * len(rated)
+        users = np.stack(
+            [self.history_vector(r) if v is None else v for r, v in zip(rated, given, strict=True)]
+        )
         scores: F32 = users @ self.item_factors_t
         for row, (movies, include) in enumerate(zip(rated, include_rated, strict=True)):
             if include and len(movies):
@@ -93,6 +107,34 @@ class ItemRanker:
         return (bounds * like_probability(ratings, self.like_threshold, self.like_temperature)).astype(
             np.float32
         )
+
+
+class HistoryVectors:
+    """Trained users' `history_vector`s, each computed at the user's first list and kept: a trained history is
+    fixed by the artifact, and the sum over a history's rows cost a quarter of a list's scoring under load.
+
+    One (n_users, r) float32 array reserved at load and filled row by row: zero-filled pages are not resident
+    until written, so memory follows the users served, at most n_users x r x 4 bytes (83 MB for ml-25m's
+    162,541 users at rank 128). Safe across threads: two that fill the same row write the same numbers.
+    """
+
+    def __init__(self, ranker: ItemRanker, n_users: int, movies_of: Callable[[int], NDArray[Any]]) -> None:
+        self._ranker = ranker
+        self._movies_of = movies_of
+        self._rows = np.zeros((n_users, ranker.scale.size), dtype=np.float32)
+        self._filled = np.zeros(n_users, dtype=np.bool_)
+
+    def get(self, user: int) -> F32:
+        """Trained user `user`'s (index) vector: a read-only view callers never write to."""
+        if not self._filled[user]:
+            self._rows[user] = self._ranker.history_vector(self._movies_of(user))
+            self._filled[user] = True
+        row: F32 = self._rows[user]
+        return row
+
+    @property
+    def filled(self) -> int:
+        return int(self._filled.sum())
 
 
 def blend(

@@ -28,7 +28,7 @@ from movierec.errors import (
     UnknownMovieError,
     UnknownUserError,
 )
-from movierec.ranking import ItemRanker
+from movierec.ranking import HistoryVectors, ItemRanker
 from movierec.scoring import Head, build_scorer, top_k_indices
 
 Strategy = Literal["personalized", "cold_start", "fold_in"]
@@ -91,6 +91,8 @@ class ListQuery:
     exclude_rated: bool
     penalty: NDArray[np.float32] | None
     k: int
+    # The ranker's vector of `rated` when known before scoring (a trained user's, `HistoryVectors`).
+    ranker_vector: NDArray[np.float32] | None = None
 
 
 # Movies the rating model scores for a ranker-ordered list before checking that no other can enter it
@@ -133,6 +135,11 @@ class Recommender:
         ranker_settings = getattr(bundle.manifest, "ranker", None)
         self.ranker = None if ranker_settings is None else ItemRanker.from_arrays(arrays, ranker_settings)
         self.ranking = PREDICTED_RATING if self.ranker is None else f"{self.ranker.name}*p_like"
+        self._history_vectors = (
+            None
+            if self.ranker is None
+            else HistoryVectors(self.ranker, len(bundle.user_ids.ids), bundle.user_ratings.movies_of)
+        )
         catalogue = bundle.catalogue
         # Python-side views built once so responses never touch pandas per request.
         self.titles: list[str] = catalogue["title"].astype(str).tolist()
@@ -303,6 +310,7 @@ class Recommender:
             exclude_rated=exclude_rated,
             genres=genres,
             min_ratings=min_ratings,
+            ranker_vector=None if self._history_vectors is None else self._history_vectors.get(u),
         )
 
     def rank_lists(self, queries: Sequence[ListQuery]) -> list[Ranked]:
@@ -310,7 +318,9 @@ class Recommender:
         which on a large catalogue reads each side's movie matrix once instead of once per user."""
         if self.ranker is not None:
             propensity = self.ranker.propensity_block(
-                [q.rated for q in queries], [not q.exclude_rated for q in queries]
+                [q.rated for q in queries],
+                [not q.exclude_rated for q in queries],
+                [q.ranker_vector for q in queries],
             )
             return [self._rank_by_ranker(q, propensity[row]) for row, q in enumerate(queries)]
         raw = self.scorer.raw_catalogue_block(
@@ -438,6 +448,7 @@ class Recommender:
         exclude_rated: bool = True,
         genres: list[str] | None = None,
         min_ratings: int = 0,
+        ranker_vector: NDArray[np.float32] | None = None,
     ) -> ListQuery | Ranked:
         """The list query of a user given by a vector and bias (trained, re-solved from stored ratings, or
         folded in) and the movies they rated. `vector` None stands for a user with no ratings left (forgotten,
@@ -445,7 +456,7 @@ class Recommender:
         penalty = self.candidate_penalty(genres, min_ratings)
         if vector is None:
             return self._cold_start(penalty, k)
-        return ListQuery(strategy, vector, bias, rated, exclude_rated, penalty, k)
+        return ListQuery(strategy, vector, bias, rated, exclude_rated, penalty, k, ranker_vector)
 
     def predict_with_vector(
         self,

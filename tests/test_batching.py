@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.batching import MicroBatcher
+from app.batching import MicroBatcher, TurnBatcher
 from app.errors import ApiError
 from app.main import create_app
 from app.offload import HeavyWork
@@ -178,6 +178,62 @@ def recommender(tiny_bundle_dir: Path) -> Recommender:
     return Recommender(load_bundle(tiny_bundle_dir))
 
 
+def test_a_turn_batcher_scores_one_turns_items_together_and_at_most_max_batch_per_turn() -> None:
+    events: list[object] = []
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        events.append(len(items))
+        return [ValueError(f"bad {i}") if i == 3 else i * 10 for i in items]
+
+    async def scenario() -> list[object]:
+        batcher: TurnBatcher[int, int] = TurnBatcher(run_batch, max_batch=4)
+        waiting = [asyncio.ensure_future(batcher.submit(i)) for i in range(10)]
+        await asyncio.sleep(0)  # the ten submit in this turn; the first batch is due after them
+        # Due in the same turn as the first batch, after it: between the batches, other work gets its turn.
+        asyncio.get_running_loop().call_soon(events.append, "other work")
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        alone = await batcher.submit(5)  # a lone item later runs in a batch of its own
+        batcher.close()
+        return [*results, alone, batcher.stats.batches, batcher.stats.largest]
+
+    *results, alone, batches, largest = asyncio.run(scenario())
+    assert events == [4, "other work", 4, 2, 1]
+    assert results[:3] == [0, 10, 20] and results[4:] == [40, 50, 60, 70, 80, 90]
+    assert isinstance(results[3], ValueError)  # an item's own error reaches only that item
+    assert (alone, batches, largest) == (50, 4, 4)
+
+
+def test_a_turn_batcher_fails_a_failing_batch_refuses_beyond_its_queue_and_closes() -> None:
+    calls = 0
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("scoring failed")
+        if calls == 2:
+            return [1]  # the wrong number of results
+        return list(items)
+
+    async def scenario() -> list[object]:
+        batcher: TurnBatcher[int, int] = TurnBatcher(run_batch, max_batch=8, max_pending=3)
+        first = await asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True)
+        refused = await asyncio.gather(*(batcher.submit(i) for i in range(4)), return_exceptions=True)
+        after = await asyncio.gather(*(batcher.submit(i) for i in range(2)), return_exceptions=True)
+        waiting = asyncio.ensure_future(batcher.submit(9))
+        batcher.close()  # before that one ran: it is refused, as is every later one
+        closed = await asyncio.gather(waiting, batcher.submit(1), return_exceptions=True)
+        return [first, refused, after, closed, batcher.stats.refused]
+
+    first, refused, after, closed, refused_count = asyncio.run(scenario())
+    assert all(isinstance(r, RuntimeError) for r in first)
+    # Three fit the queue (their batch returned one result: all three fail), the fourth is refused with 503.
+    assert [type(r) for r in refused] == [RuntimeError, RuntimeError, RuntimeError, ApiError]
+    assert refused[3].status == 503 and refused[3].headers == {"Retry-After": "1"}  # type: ignore[union-attr]
+    assert after == [0, 1] and refused_count == 1
+    assert all(isinstance(r, ApiError) and r.code == "shutting_down" for r in closed)
+
+
 def test_lists_scored_together_equal_lists_scored_alone(recommender: Recommender) -> None:
     users = [int(u) for u in recommender.bundle.user_ids.ids[:12]]
     queries = []
@@ -210,15 +266,16 @@ def test_heavy_work_refuses_beyond_its_capacity_with_503_and_retry_after() -> No
     assert refused.headers == {"Retry-After": "1"}
 
 
-@pytest.fixture(scope="module")
-def batching_client(tiny_bundle_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(model_dir=tiny_bundle_dir, list_batching="on"))) as client:
+@pytest.fixture(scope="module", params=["on", "turn"])
+def batching_client(request: pytest.FixtureRequest, tiny_bundle_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(model_dir=tiny_bundle_dir, list_batching=request.param))) as client:
         yield client
 
 
 def test_batched_lists_over_http_equal_the_inline_ones(
     batching_client: TestClient, tiny_bundle_dir: Path
 ) -> None:
+    """In a thread (`on`) or with the other lists of a loop turn (`turn`): the lists scored alone."""
     ids = [int(u) for u in load_bundle(tiny_bundle_dir).user_ids.ids[:24]]
     with TestClient(create_app(Settings(model_dir=tiny_bundle_dir, list_batching="off"))) as inline:
         expected = {u: inline.get(f"/recommend/{u}?k=7").json()["items"] for u in ids}
@@ -232,8 +289,9 @@ def test_batched_lists_over_http_equal_the_inline_ones(
         for item, alone in zip(body["items"], expected[user], strict=True):
             assert item["predicted_rating"] == pytest.approx(alone["predicted_rating"], abs=2e-4)
             assert item["rank_score"] == pytest.approx(alone["rank_score"], rel=1e-3, abs=2e-6)
-    stats = batching_client.app.state.list_batcher.stats  # type: ignore[attr-defined]
-    assert stats.items >= len(ids) and stats.batches <= stats.items
+    state = batching_client.app.state  # type: ignore[attr-defined]
+    batcher = state.list_batcher if state.settings.list_batching == "on" else state.turn_batcher
+    assert batcher.stats.items >= len(ids) and batcher.stats.batches <= batcher.stats.items
 
 
 def test_recommend_is_unchanged_for_a_ranked_cold_start(recommender: Recommender) -> None:

@@ -161,3 +161,17 @@ def test_cold_start_lists_are_the_rankers_prior(recommender) -> None:
     assert cold.strategy == "cold_start" and cold.ranking == recommender.ranking
     expected = recommender.ranker.rank_scores(recommender.ranker.prior, recommender._cold_start_ratings)
     np.testing.assert_array_equal(cold.movie_index, np.argsort(-expected, kind="stable")[:10])
+
+
+def test_kept_history_vectors_give_the_propensities_computed_afresh(small) -> None:
+    from movierec.ranking import HistoryVectors
+
+    x, ranker = small
+    histories = [np.flatnonzero(x[u]) for u in range(x.shape[0])]
+    kept = HistoryVectors(ranker, x.shape[0], histories.__getitem__)
+    users = [0, 5, 5, 17]  # a user asked twice is computed once
+    vectors = [kept.get(u) for u in users]
+    assert kept.filled == 3
+    afresh = ranker.propensity_block([histories[u] for u in users], [False, True, False, False])
+    with_kept = ranker.propensity_block([histories[u] for u in users], [False, True, False, False], vectors)
+    np.testing.assert_array_equal(with_kept, afresh)  # the same sum, the same product: the same bits
