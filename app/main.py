@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from app.routers import admin, movies, new_movies, ops, predict, ratings, recomm
 from app.schemas import FoldInRequest, PredictRequest
 from app.settings import Settings, get_settings
 from app.state import ModelHolder, load_model
+from app.thread_results import ThreadResults
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.list_batcher = new_list_batcher(settings)  # fresh per start: the previous ones were closed
     app.state.turn_batcher = new_turn_batcher(settings)
+    app.state.thread_results = ThreadResults(
+        asyncio.get_running_loop()
+    )  # the group commit's acknowledgements
     freeze_loaded_heap()  # what is alive now lives as long as the process or the model (app/memory.py)
     await start_store(app)  # people's own ratings; an unreachable database is a warning, not a failure
     # Follow `latest` (MOVIEREC_MODEL_POLL_SECONDS): a retrain reaches every process with no admin call.

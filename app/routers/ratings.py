@@ -7,7 +7,6 @@ other one serving the same database.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from app.dependencies import LoadedDep, MetricsDep, SettingsDep, check_limit
 from app.errors import ApiError
 from app.middleware import Metrics
 from app.schemas import ErrorResponse
+from app.thread_results import ThreadResults
 from app.user_schemas import (
     ForgetReceipt,
     ModelRatingOut,
@@ -167,7 +167,8 @@ async def put_rating(
     started = time.perf_counter()
     # The writer thread commits it with the writes that arrived alongside (movierec/store/group_commit.py);
     # the loop waits for the commit without holding a worker thread, and answers only once it is durable.
-    stored = await asyncio.wrap_future(store.put_rating_later(user_id, movie_id, float(body.rating)))
+    results: ThreadResults = request.app.state.thread_results
+    stored = await results.wait(store.put_rating_later(user_id, movie_id, float(body.rating)))
     _record(metrics, "put", started)
     get_cache(request).invalidate(user_id)
     return UserRatingOut(
