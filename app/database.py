@@ -36,6 +36,13 @@ def install_store(app: FastAPI, settings: Settings) -> None:
     app.state.store = RatingStore(url, engine=engine, busy_timeout_ms=settings.database_busy_timeout_ms)
     app.state.user_vectors = UserVectorCache(settings.user_cache_size)
     app.state.metrics.user_vector_cache.set_function(lambda: len(app.state.user_vectors))
+    store = app.state.store
+
+    def mirrored_users() -> float:
+        mirror = store.version_mirror
+        return -1.0 if mirror is None or not mirror.following else float(len(mirror))
+
+    app.state.metrics.version_mirror.set_function(mirrored_users)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StoreUnavailableError)
@@ -66,6 +73,11 @@ async def start_store(app: FastAPI) -> None:
         log.info("ratings database ready (%s)", store.dialect)
     except StoreUnavailableError as exc:
         log.warning("ratings database unavailable at start-up, serving the model without it: %s", exc)
+    settings: Settings = app.state.settings
+    if settings.version_mirror_max_users > 0:
+        store.start_version_mirror(
+            settings.version_mirror_max_users
+        )  # retries by itself while the db is down
 
 
 async def stop_store(app: FastAPI) -> None:

@@ -117,6 +117,12 @@ class Metrics:
             "Re-solved user vectors held by this process",
             registry=self.registry,
         )
+        self.version_mirror = Gauge(
+            "movierec_version_mirror_users",
+            "PostgreSQL: users whose versions this process holds (LISTEN/NOTIFY, bounded by "
+            "MOVIEREC_VERSION_MIRROR_MAX_USERS); -1 while versions are read from the database per request",
+            registry=self.registry,
+        )
         self.list_cache = Gauge(
             "movierec_list_cache",
             "Finished GET /recommend answers held by this process: entries, bytes (bounded by "

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     list_timeout_s: float = Field(
         10.0, gt=0, description="longest a list waits for the list batcher; past it: 503 overloaded"
     )
+    version_mirror_max_users: int = Field(
+        5_000_000,
+        ge=0,
+        description="PostgreSQL: most users whose versions each process holds, kept fresh by LISTEN/NOTIFY, so "
+        "that a list needs no round trip (movierec/store/versions.py); beyond, or 0, versions are read per request",
+    )
     user_cache_size: int = Field(
         10_000, ge=1, description="most re-solved user vectors (users with stored ratings) held per process"
     )

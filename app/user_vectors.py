@@ -130,9 +130,13 @@ def get_cache(request: Request) -> UserVectorCache:
 
 
 async def read_state(request: Request, user_id: int) -> UserStateRow | None:
-    """The user's version row (None: they never wrote). Inline on SQLite (a few µs, `run_read`), in a thread for
-    a server database; raises `StoreUnavailableError` when the database cannot answer."""
+    """The user's version row (None: they never wrote). From PostgreSQL's version mirror while it follows
+    (movierec/store/versions.py), inline on SQLite (a few µs, `run_read`), else in a thread; raises
+    `StoreUnavailableError` when the database cannot answer."""
     store = get_store(request)
+    mirrored = store.mirrored_user_states([user_id])  # PostgreSQL's version mirror: no round trip
+    if mirrored is not None:
+        return mirrored.get(user_id)
     return await run_read(store, lambda: store.user_state(user_id))
 
 
@@ -180,7 +184,10 @@ async def resolve_users(
     cheap, as for one user), then the cache misses' solves together in one hop off the event loop."""
     store, cache = get_store(request), get_cache(request)
     try:
-        states = await run_read(store, lambda: store.user_states(sorted(set(user_ids))))
+        distinct = sorted(set(user_ids))
+        states = store.mirrored_user_states(distinct)
+        if states is None:
+            states = await run_read(store, lambda: store.user_states(distinct))
         found, missing = _cached(cache, recommender, states)
         if missing:
             heavy: HeavyWork = request.app.state.heavy_work

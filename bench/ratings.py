@@ -10,7 +10,8 @@ $MOVIEREC_TEST_POSTGRES_URL), then in a fresh PostgreSQL database, measured in o
 2. `PUT /users/{id}/ratings/{movie}` from `--concurrency` clients for `--duration` s: writes/s, p50/p99;
 3. read-after-write: a PUT, then at once `GET /recommend/{id}`; the time from the PUT returning to that list,
    and whether it already reflects the write (`user_vector` "fold_in"; it must, every time);
-4. `GET /recommend/{id}` for users with stored ratings (vectors re-solved, cached) against trained users.
+4. `GET /recommend/{id}` for users with stored ratings (vectors re-solved, cached) against trained users;
+5. PostgreSQL only: how long after a write another process's version mirror holds it (`announcement_delay`).
 Then, on a second server with a small per-user cache (`--storm-cache-size`), a write storm: `--storm-users`
 distinct new users each write `--storm-ratings` ratings and read their list (which caches their vector); the
 server's RSS and the cache's entries (its /metrics gauge) at checkpoints, so the memory the bound caps is seen
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.postgres_url:
             with fresh_postgres_database(args.postgres_url) as url:
                 backends["PostgreSQL"] = throughput(model_dir, workdir, url, args, np.random.default_rng(0))
+                backends["PostgreSQL"]["announcement_delay"] = announcement_delay(url)
     result = {
         "meta": _meta(
             args,
@@ -272,6 +274,43 @@ def throughput(
     }
 
 
+def announcement_delay(url: str, writes: int = 300) -> dict[str, Any]:
+    """PostgreSQL: how long after a write through one process (a store here) another process's version mirror
+    (movierec/store/versions.py) holds it: the window in which another replica still serves the previous
+    version. Writes one at a time, each timed from its commit's acknowledgement to the mirror's new version."""
+    from movierec.store import RatingStore
+
+    writer, reader = RatingStore(url), RatingStore(url)
+    try:
+        writer.ensure_migrated()
+        reader.start_version_mirror(10 * writes)
+        mirror = reader.version_mirror
+        assert mirror is not None
+        deadline = time.monotonic() + 30
+        while not mirror.following:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the version mirror did not start following")
+            time.sleep(0.01)
+        delays = []
+        for n in range(writes):
+            user = 60_000_000 + n
+            writer.put_rating(user, 1, 4.0)
+            acknowledged = time.perf_counter()
+            while mirror.get(user) is None:
+                time.sleep(0)
+            delays.append(time.perf_counter() - acknowledged)
+    finally:
+        writer.close()
+        reader.close()
+    ms = np.asarray(delays) * 1e3
+    return {
+        "writes": writes,
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
+
+
 def _meta(args: argparse.Namespace, argv: list[str] | None, database: str, load: str) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -342,6 +381,18 @@ def _throughput_lines(result: dict[str, Any]) -> list[str]:
         f"`GET /recommend` after the `PUT` returned (p50 {after['p50_ms']:.2f} ms, p99 {after['p99_ms']:.2f} ms from "
         "the PUT returning to that list).",
         "",
+        *(
+            [
+                f"Another process's view (PostgreSQL's version mirror, LISTEN/NOTIFY): over "
+                f"{delay['writes']} writes one at a time, a second process held the new version p50 "
+                f"{delay['p50_ms']:.2f} ms, p99 {delay['p99_ms']:.2f} ms, max {delay['max_ms']:.2f} ms after "
+                "the write was acknowledged: the window in which another replica still serves the previous "
+                "version.",
+                "",
+            ]
+            if (delay := result.get("announcement_delay"))
+            else []
+        ),
     ]
 
 

@@ -226,7 +226,7 @@ def list_ratings(
     check_limit("limit", limit, settings.max_k)
     page = store.list_ratings(user_id, limit, cursor)
     if not page.items and cursor is None:
-        state = store.user_state(user_id)
+        state = store.user_state(user_id, from_database=True)  # a read of their data: never a mirror's lag
         if state is not None and state.forgotten_at is not None:
             raise _forgotten(user_id, state.forgotten_at)
     items = [

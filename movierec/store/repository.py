@@ -34,6 +34,7 @@ from movierec.store.errors import StoreBusyError, StoreUnavailableError
 from movierec.store.group_commit import GroupCommitter, RatingPut
 from movierec.store.migrate import head_revision, upgrade_engine
 from movierec.store.schema import AddedMovie, Movie, Rating, RemovedRating, UserState
+from movierec.store.versions import UserVersion, VersionMirror
 
 T = TypeVar("T")
 # Most ids in one `IN (...)` list (SQLite's default variable limit is far above; PostgreSQL has none to speak of).
@@ -43,6 +44,9 @@ _BULK_CHUNK = 5_000
 _FRAME_CHUNK = 500_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+
+# Where `transaction` collects the user_state rows its bumps wrote (a key of the connection's `info`).
+_BUMPED = "movierec.bumped_versions"
 
 # How long a read on the event loop (`RatingStore.user_state` on SQLite) may wait for a lock (ms): a few
 # milliseconds at most, so that a locked file never stalls the loop; past it the request is served from the
@@ -174,12 +178,36 @@ class RatingStore:
         )
         self._migrated = False
         self._thread_local = threading.local()
+        # PostgreSQL: every user's version held here (`start_version_mirror`), so reads need no round trip.
+        self._mirror: VersionMirror | None = None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def start_version_mirror(self, max_users: int) -> None:
+        """PostgreSQL: follow `user_state` in this process (movierec/store/versions.py); SQLite: nothing to do."""
+        if self.dialect == "postgresql" and self._mirror is None:
+            self._mirror = VersionMirror(self._listener_connection, max_users=max_users)
+            self._mirror.start()
+
+    @property
+    def version_mirror(self) -> VersionMirror | None:
+        return self._mirror
+
+    def _listener_connection(self) -> Any:
+        """A psycopg connection of the store's database outside its pool (the mirror's, held for LISTEN), once
+        the schema, and with it the trigger that announces changes, is in place."""
+        self.ensure_migrated()
+        with self._translate():
+            pooled = self.engine.raw_connection()
+        connection = pooled.driver_connection
+        pooled.detach()  # the pool forgets it: the mirror holds it and closes it
+        return connection
+
     def close(self) -> None:
+        if self._mirror is not None:
+            self._mirror.stop()
         self._committer.close()
         held = getattr(self._thread_local, "connection", None)
         if held is not None:
@@ -219,12 +247,20 @@ class RatingStore:
         """One transaction of the writer thread; waits for locks held elsewhere end at `deadline` (monotonic)."""
         self.ensure_migrated()
         left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        committed: list[tuple[int, UserVersion]] = []
         with self._translate(), self.engine.begin() as connection:
             if self.dialect == "sqlite":
                 connection.exec_driver_sql(f"PRAGMA busy_timeout = {left_ms}")  # microseconds, no I/O
             else:
                 connection.exec_driver_sql(f"SET LOCAL lock_timeout = {left_ms}")
-            yield connection
+            connection.info[_BUMPED] = committed
+            try:
+                yield connection
+            finally:
+                del connection.info[_BUMPED]
+        if self._mirror is not None:
+            # Committed: this process's next read sees the versions before the writes are acknowledged.
+            self._mirror.apply(committed)
 
     def ensure_migrated(self) -> None:
         """Run the migrations once per process (at start-up, or at the first use after an outage)."""
@@ -247,7 +283,27 @@ class RatingStore:
             values["forgotten_at"] = forgotten_at
             updates["forgotten_at"] = forgotten_at
         statement = self._insert(UserState).values(**values)
-        connection.execute(statement.on_conflict_do_update(index_elements=["user_id"], set_=updates))
+        self._record_bumps(
+            connection,
+            connection.execute(
+                self._returning_versions(
+                    statement.on_conflict_do_update(index_elements=["user_id"], set_=updates)
+                )
+            ),
+        )
+
+    def _returning_versions(self, statement: Any) -> Any:
+        """With the version mirror on, a bump returns the rows it wrote (for `transaction` to push at commit)."""
+        if self._mirror is None:
+            return statement
+        return statement.returning(UserState.user_id, UserState.version, UserState.forgotten_at)
+
+    def _record_bumps(self, connection: Connection, result: Any) -> None:
+        if self._mirror is not None and _BUMPED in connection.info:
+            connection.info[_BUMPED].extend(
+                (int(user), UserVersion(int(version), _maybe_utc(forgotten)))
+                for user, version, forgotten in result
+            )
 
     # ---- writes -----------------------------------------------------------------------------------------
 
@@ -268,11 +324,17 @@ class RatingStore:
         """
         counts = Counter(put.user_id for put in puts)
         bump = self._insert(UserState)
-        connection.execute(
-            bump.on_conflict_do_update(
-                index_elements=["user_id"], set_={"version": UserState.version + bump.excluded.version}
+        self._record_bumps(
+            connection,
+            connection.execute(
+                self._returning_versions(
+                    bump.on_conflict_do_update(
+                        index_elements=["user_id"],
+                        set_={"version": UserState.version + bump.excluded.version},
+                    )
+                ),
+                [{"user_id": user, "version": n} for user, n in sorted(counts.items())],
             ),
-            [{"user_id": user, "version": n} for user, n in sorted(counts.items())],
         )
         # The last write of a pair wins, as if the writes had committed one by one.
         latest = {(put.user_id, put.movie_id): put for put in puts}
@@ -467,10 +529,19 @@ class RatingStore:
 
         return self._read(work)
 
-    def user_state(self, user_id: int) -> UserStateRow | None:
-        """The user's version and forget marker: one primary-key read, what every personalised request costs."""
+    def user_state(self, user_id: int, *, from_database: bool = False) -> UserStateRow | None:
+        """The user's version and forget marker: what every personalised request compares its caches with.
+
+        SQLite: one primary-key read of the file. PostgreSQL: from the version mirror while it follows
+        (`start_version_mirror`; another process's write is seen when its announcement arrives), else, or with
+        `from_database`, one primary-key read.
+        """
         if self.dialect == "sqlite":
             return self._sqlite_user_state(user_id)
+        if not from_database:
+            mirrored = self.mirrored_user_states([user_id])
+            if mirrored is not None:
+                return mirrored.get(user_id)
 
         def work(connection: Connection) -> UserStateRow | None:
             row = connection.execute(_USER_STATE, {"user": user_id}).first()
@@ -506,8 +577,20 @@ class RatingStore:
         forgotten = None if row[1] is None else utc(datetime.fromisoformat(str(row[1])))
         return UserStateRow(int(row[0]), forgotten)
 
+    def mirrored_user_states(self, user_ids: Sequence[int]) -> dict[int, UserStateRow] | None:
+        """`user_states` from the version mirror, with no I/O (safe on the event loop); None while no mirror
+        follows (SQLite, or PostgreSQL connecting or reconnecting): then ask the database."""
+        mirror = self._mirror
+        if mirror is None or not mirror.following:
+            return None
+        rows = {user: mirror.get(user) for user in user_ids}
+        return {u: UserStateRow(r.version, r.forgotten_at) for u, r in rows.items() if r is not None}
+
     def user_states(self, user_ids: Sequence[int]) -> dict[int, UserStateRow]:
-        """`user_state` of many users (a /predict batch), in chunks of ids."""
+        """`user_state` of many users (a /predict batch), in chunks of ids (or from the version mirror)."""
+        mirrored = self.mirrored_user_states(user_ids)
+        if mirrored is not None:
+            return mirrored
 
         def work(connection: Connection) -> dict[int, UserStateRow]:
             found: dict[int, UserStateRow] = {}
