@@ -118,7 +118,7 @@ CMD ["--help"]
 
 # The service's settings come from MOVIEREC_* variables (see .env.example); PORT and WORKERS feed uvicorn,
 # which also honours any UVICORN_* variable (e.g. UVICORN_LOG_LEVEL). UVICORN_LOOP=asyncio: under uvloop a
-# saturated worker leaves some connections unanswered for up to a second (bench/results/list_cache.md).
+# saturated worker leaves some connections unanswered for hundreds of ms (bench/results/list_cache.md).
 # The health probe is stdlib-only.
 FROM deps-serve-gpu AS api-gpu
 COPY --from=wheel /wheels/ /tmp/wheels/

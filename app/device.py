@@ -54,10 +54,10 @@ def visible_gpus() -> list[str]:
 def resolve_device(requested: str) -> str:
     """`cpu` or `gpu` for a requested `auto|cpu|gpu`; `gpu` with none visible fails start-up clearly.
 
-    `auto` is the CPU. The device path moves one user's catalogue product to the GPU per request and copies
-    the scores back; it was never measured to beat numpy for serving (lists are also ranked by the item
-    ranker, which scores on the CPU), so a GPU is used for serving only when asked for by name. GPUs serve
-    training (`make train` with the train-gpu extra).
+    `auto` is the CPU. The device path computes a batch of lists on the GPU end to end
+    (movierec/scoring/device_lists.py) but has never been measured against the pruned numpy path, so a GPU
+    is used for serving only when asked for by name (compose's `api-gpu` does). GPUs also serve training
+    (`make train` with the train-gpu extra).
     """
     if requested in ("cpu", "auto"):
         return "cpu"

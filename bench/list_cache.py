@@ -44,8 +44,8 @@ from bench.serving import (  # noqa: E402  (a script: the repository root is put
 SCENARIOS = ("recommend", "recommend_genre")
 _CACHE_OFF = (("MOVIEREC_LIST_CACHE_MB", "0"),)
 # Each mode: the server's MOVIEREC_* settings and uvicorn's event loop. The last one is why the service runs on
-# asyncio's loop (Dockerfile): under uvloop a saturated server leaves some connections unanswered for up to a
-# second at 64 connections, whatever the route costs.
+# asyncio's loop (Dockerfile): under uvloop a saturated server leaves some connections unanswered for hundreds
+# of milliseconds at 64 connections, whatever the route costs.
 MODES: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
     "cache on (repeat lists)": ((), "asyncio"),
     "cache off (first lists)": (_CACHE_OFF, "asyncio"),

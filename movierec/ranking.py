@@ -31,7 +31,7 @@ from movierec.scoring.base import F32
 RANKER_KIND = "ease_lowrank"
 RANKER_ARRAYS = ("ranker_factors", "ranker_scale", "ranker_diag", "ranker_prior")
 # Propensity floor: movies the ranker gives no positive evidence are ordered by the rating model alone.
-_PROPENSITY_FLOOR = np.float32(1e-6)
+PROPENSITY_FLOOR = np.float32(1e-6)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class ItemRanker:
     def rank_score_bounds(self, propensity: F32) -> F32:
         """Upper bounds of the rank scores from the propensities alone (the probability of liking is at most
         1), in place: lets a list score ratings only for the movies that can still reach its top k."""
-        return np.maximum(propensity, _PROPENSITY_FLOOR, out=propensity)
+        return np.maximum(propensity, PROPENSITY_FLOOR, out=propensity)
 
     def rank_scores_within_bounds(self, bounds: F32, ratings: F32) -> F32:
         """`rank_scores` of movies whose `rank_score_bounds` are given: the same numbers, one step fewer."""
@@ -146,7 +146,7 @@ def blend(
     elementwise, so it takes one user's catalogue or a users x movies block.
     """
     like = like_probability(ratings, like_threshold, like_temperature)
-    return (np.maximum(propensity, _PROPENSITY_FLOOR) * like).astype(np.float32)
+    return (np.maximum(propensity, PROPENSITY_FLOOR) * like).astype(np.float32)
 
 
 def like_probability(ratings: NDArray[Any], like_threshold: float, like_temperature: float) -> NDArray[Any]:

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +30,9 @@ from movierec.errors import (
 )
 from movierec.ranking import HistoryVectors, ItemRanker
 from movierec.scoring import Head, build_scorer, top_k_indices
+
+if TYPE_CHECKING:
+    from movierec.scoring.device_lists import DeviceListRanker
 
 Strategy = Literal["personalized", "cold_start", "fold_in"]
 
@@ -140,6 +143,12 @@ class Recommender:
             if self.ranker is None
             else HistoryVectors(self.ranker, len(bundle.user_ids.ids), bundle.user_ratings.movies_of)
         )
+        # On a GPU a batch of ranker-ordered lists is computed there end to end (movierec/scoring/device_lists.py).
+        self.device_lists: DeviceListRanker | None = None
+        if device == "gpu" and self.ranker is not None:
+            from movierec.scoring.device_lists import DeviceListRanker
+
+            self.device_lists = DeviceListRanker(self.ranker, self.scorer, self.scorer.head)
         catalogue = bundle.catalogue
         # Python-side views built once so responses never touch pandas per request.
         self.titles: list[str] = catalogue["title"].astype(str).tolist()
@@ -316,6 +325,8 @@ class Recommender:
     def rank_lists(self, queries: Sequence[ListQuery]) -> list[Ranked]:
         """The lists of several users, scored together: one matrix product per model side for all of them,
         which on a large catalogue reads each side's movie matrix once instead of once per user."""
+        if self.device_lists is not None:
+            return self._rank_on_device(self.device_lists, queries)
         if self.ranker is not None:
             propensity = self.ranker.propensity_block(
                 [q.rated for q in queries],
@@ -330,6 +341,21 @@ class Recommender:
         return [
             self._rank_catalogue(q.strategy, raw[row], q.rated, q.exclude_rated, q.penalty, q.k)
             for row, q in enumerate(queries)
+        ]
+
+    def _rank_on_device(self, device: DeviceListRanker, queries: Sequence[ListQuery]) -> list[Ranked]:
+        """`rank_lists` on the GPU: the whole catalogue scored there, k results per list back."""
+        assert self.ranker is not None
+        vectors = np.stack(
+            [
+                self.ranker.history_vector(q.rated) if q.ranker_vector is None else q.ranker_vector
+                for q in queries
+            ]
+        )
+        asks = [(q.user_vec, q.user_bias, q.rated, q.exclude_rated, q.penalty, q.k) for q in queries]
+        return [
+            Ranked(q.strategy, top, ratings, rank_scores=scores, ranking=self.ranking)
+            for q, (top, ratings, scores) in zip(queries, device.rank(asks, vectors), strict=True)
         ]
 
     def _rank_by_ranker(self, query: ListQuery, propensity: NDArray[np.float32]) -> Ranked:
