@@ -97,6 +97,8 @@ class VersionMirror:
     def apply(self, rows: Iterable[tuple[int, UserVersion]]) -> None:
         """Take committed rows (a load, announcements, or this process's own writes): the larger version wins."""
         with self._lock:
+            if self._stopped.is_set():
+                return  # given up or stopped: nothing is held any more (the listener may still be waking)
             for user, row in rows:
                 held = self._rows.get(user)
                 if held is None or row.version > held.version:
