@@ -52,7 +52,56 @@ class BatchStats:
     timed_out: int = 0
 
 
-class MicroBatcher(Generic[Item, Result]):
+class _BatchQueue(Generic[Item, Result]):
+    """What both batchers share: the bounded queue of waiting items, admission, batch taking and shutdown."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Item]], Sequence[Result | BaseException]],
+        max_batch: int,
+        max_pending: int,
+    ) -> None:
+        self._run_batch = run_batch
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._closed = False
+        self.stats = BatchStats()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _admit(self, item: Item) -> asyncio.Future[Result]:
+        """Queue `item` and return the future of its result; 503 at once when closed or the queue is full."""
+        if self._closed:
+            raise _shutting_down()
+        if len(self._pending) >= self.max_pending:
+            self.stats.refused += 1
+            raise _overloaded(f"{len(self._pending)} lists are already waiting to be scored")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        return future
+
+    def _take_batch(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        """The next batch (at most `max_batch`), counted; items whose client went away or timed out are
+        dropped, not scored."""
+        live = [(item, future) for item, future in self._pending if not future.done()]
+        batch, self._pending = live[: self.max_batch], live[self.max_batch :]
+        if batch:
+            self.stats.batches += 1
+            self.stats.items += len(batch)
+            self.stats.largest = max(self.stats.largest, len(batch))
+        return batch
+
+    def close(self) -> None:
+        """Refuse new items and fail the waiting ones (at shutdown)."""
+        self._closed = True
+        pending, self._pending = self._pending, []
+        _fail(pending, _shutting_down())
+
+
+class MicroBatcher(_BatchQueue[Item, Result]):
     """Runs `run_batch` over the items submitted concurrently; one batch at a time, in its own thread.
 
     `run_batch` returns one entry per item, in order: the result, or the exception that item raises. The work
@@ -69,32 +118,16 @@ class MicroBatcher(Generic[Item, Result]):
         max_pending: int = 256,
         timeout_s: float = 10.0,
     ) -> None:
-        self._run_batch = run_batch
-        self.max_batch = max_batch
-        self.max_pending = max_pending
+        super().__init__(run_batch, max_batch, max_pending)
         self.timeout_s = timeout_s
-        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._busy = False
-        self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-batcher")
-        self.stats = BatchStats()
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     async def submit(self, item: Item) -> Result:
         """The result for `item`, computed alone when the batcher is idle, else with the next batch."""
-        if self._closed:
-            raise ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"})
-        if len(self._pending) >= self.max_pending:
-            self.stats.refused += 1
-            raise _overloaded(f"{len(self._pending)} lists are already waiting to be scored")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-        self._pending.append((item, future))
+        future = self._admit(item)
         if not self._busy:
-            self._dispatch(loop)
+            self._dispatch(asyncio.get_running_loop())
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
@@ -103,25 +136,14 @@ class MicroBatcher(Generic[Item, Result]):
 
     def close(self) -> None:
         """Refuse new items, fail the waiting ones, and let the scoring thread go (at shutdown)."""
-        self._closed = True
-        pending, self._pending = self._pending, []
-        for _, future in pending:
-            if not future.done():
-                future.set_exception(
-                    ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"})
-                )
+        super().close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Items whose client went away or timed out are dropped, not scored.
-        live = [(item, future) for item, future in self._pending if not future.done()]
-        batch, self._pending = live[: self.max_batch], live[self.max_batch :]
+        batch = self._take_batch()
         if not batch:
             return
         self._busy = True
-        self.stats.batches += 1
-        self.stats.items += len(batch)
-        self.stats.largest = max(self.stats.largest, len(batch))
         try:
             running = loop.run_in_executor(self._executor, self._run_batch, [item for item, _ in batch])
         except Exception as exc:  # the executor is shut down: fail this batch, stay usable for close()
@@ -151,7 +173,7 @@ class MicroBatcher(Generic[Item, Result]):
                 self._dispatch(loop)
 
 
-class TurnBatcher(Generic[Item, Result]):
+class TurnBatcher(_BatchQueue[Item, Result]):
     """Runs `run_batch` on the event loop over the items submitted in one turn of it (see the module docstring).
 
     The same contract as `MicroBatcher`: one entry per item, its result or its exception; at most `max_pending`
@@ -166,53 +188,28 @@ class TurnBatcher(Generic[Item, Result]):
         *,
         max_pending: int = 256,
     ) -> None:
-        self._run_batch = run_batch
-        self.max_batch = max_batch
-        self.max_pending = max_pending
-        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        super().__init__(run_batch, max_batch, max_pending)
         self._scheduled = False
-        self._closed = False
-        self.stats = BatchStats()
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     async def submit(self, item: Item) -> Result:
         """The result for `item`, scored with the other items of this turn of the event loop."""
-        if self._closed:
-            raise ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"})
-        if len(self._pending) >= self.max_pending:
-            self.stats.refused += 1
-            raise _overloaded(f"{len(self._pending)} lists are already waiting to be scored")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-        self._pending.append((item, future))
+        future = self._admit(item)
         if not self._scheduled:
             # call_soon runs after the callbacks already due in this turn: the other requests read with this
             # one reach here first and join the batch.
             self._scheduled = True
+            loop = asyncio.get_running_loop()
             loop.call_soon(self._run_turn, loop)
         return await future
 
-    def close(self) -> None:
-        """Refuse new items and fail the waiting ones (at shutdown)."""
-        self._closed = True
-        pending, self._pending = self._pending, []
-        _fail(pending, ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"}))
-
     def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
-        live = [(item, future) for item, future in self._pending if not future.done()]
-        batch, self._pending = live[: self.max_batch], live[self.max_batch :]
+        batch = self._take_batch()
         if self._pending and not self._closed:
             self._scheduled = True
             loop.call_soon(self._run_turn, loop)
         if not batch:
             return
-        self.stats.batches += 1
-        self.stats.items += len(batch)
-        self.stats.largest = max(self.stats.largest, len(batch))
         try:
             _settle(batch, self._run_batch([item for item, _ in batch]))
         except Exception as exc:  # a batch that raised as a whole, or a result list of the wrong length
@@ -239,6 +236,10 @@ def _fail(batch: Sequence[tuple[object, asyncio.Future[Result]]], exc: BaseExcep
     for _, future in batch:
         if not future.done():
             future.set_exception(exc)
+
+
+def _shutting_down() -> ApiError:
+    return ApiError(503, "shutting_down", "the server is shutting down", {"Retry-After": "1"})
 
 
 def _overloaded(why: str) -> ApiError:

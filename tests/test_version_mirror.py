@@ -111,6 +111,14 @@ def test_past_its_bound_the_mirror_stops_and_reads_go_to_the_database(url: str) 
         assert not mirror.following and len(mirror) == 0
         assert store.mirrored_user_states([3]) is None
         assert store.user_state(3) is not None and store.user_state(3).version == 1  # type: ignore[union-attr]
+        # A process starting on a table already past the bound counts it and never loads it.
+        late = RatingStore(url)
+        late.start_version_mirror(2)
+        late_mirror = late.version_mirror
+        assert late_mirror is not None and late_mirror._thread is not None
+        late_mirror._thread.join(timeout=10)  # the listener gave up and ended
+        assert not late_mirror._thread.is_alive() and not late_mirror.following and len(late_mirror) == 0
+        late.close()
     finally:
         store.close()
 

@@ -104,10 +104,13 @@ class VersionMirror:
                 if held is None or row.version > held.version:
                     self._rows[user] = row
             if len(self._rows) > self.max_users:
-                self._give_up(f"more than {self.max_users} users wrote (MOVIEREC_VERSION_MIRROR_MAX_USERS)")
+                self._give_up(f"more than {self.max_users} users wrote")
 
     def _give_up(self, why: str) -> None:
-        log.warning("version mirror stopped, reading versions from the database: %s", why)
+        log.warning(
+            "version mirror stopped, reading versions from the database: %s (MOVIEREC_VERSION_MIRROR_MAX_USERS)",
+            why,
+        )
         self._following = False
         self._rows = {}
         self._stopped.set()
@@ -120,6 +123,12 @@ class VersionMirror:
                 connection.autocommit = True
                 connection.execute(f"SET application_name = '{APPLICATION_NAME}'")  # for pg_stat_activity
                 connection.execute(f"LISTEN {CHANNEL}")
+                # Counted first: a table past the bound is never fetched into memory.
+                (users,) = connection.execute("SELECT count(*) FROM user_state").fetchone()
+                if users > self.max_users:
+                    with self._lock:
+                        self._give_up(f"{users} users wrote, more than {self.max_users}")
+                    return
                 # Loaded after LISTEN: a change committed in between is in the load or announced, or both.
                 loaded = connection.execute(
                     "SELECT user_id, version, forgotten_at FROM user_state"
